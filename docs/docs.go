@@ -1,0 +1,10 @@
+// Package docs embeds the documentation the server itself serves.
+package docs
+
+import _ "embed"
+
+// ErrorsMarkdown is docs/errors.md, served as HTML at /docs/errors: the page
+// every doc_url points into.
+//
+//go:embed errors.md
+var ErrorsMarkdown []byte

@@ -1,0 +1,225 @@
+// Package app wires the store, the HTTP API and the background duties into
+// one running server. The binary and the end-to-end tests boot it the same way.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/punchconnect/punchconnect/internal/config"
+	"github.com/punchconnect/punchconnect/internal/httpapi"
+	"github.com/punchconnect/punchconnect/internal/store"
+)
+
+// Version is set at build time with -ldflags "-X github.com/punchconnect/punchconnect/internal/app.Version=…".
+var Version = ""
+
+// VersionString is the running version: the build-time one, else the
+// module version or VCS revision Go recorded, else "dev".
+func VersionString() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v := bi.Main.Version; v != "" && v != "(devel)" {
+			return v
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+	}
+	return "dev"
+}
+
+// sweepInterval is how often expired idempotency keys and old rate-limit
+// counters are deleted.
+const sweepInterval = time.Hour
+
+// Main is one running PunchConnect server.
+type Main struct {
+	Config config.Config
+	// Stdout receives the first account's API key when serve makes it.
+	Stdout io.Writer
+	Logger *slog.Logger
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+
+	Store *store.Store
+	// URL is the base URL the server answers on, once Run returns.
+	URL string
+
+	server      *http.Server
+	listener    net.Listener
+	serveDone   chan struct{}
+	serveResult error
+	stop        context.CancelFunc
+	wg          sync.WaitGroup
+}
+
+// NewLogger builds the process logger from the config.
+func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Run opens and migrates the store, makes the first account on an empty
+// store, and starts serving. It returns once the server listens.
+func (m *Main) Run(ctx context.Context) error {
+	if err := m.Config.Validate(); err != nil {
+		return err
+	}
+	if m.Now == nil {
+		m.Now = time.Now
+	}
+	if m.Logger == nil {
+		m.Logger = NewLogger(m.Config, os.Stderr)
+	}
+	if m.Stdout == nil {
+		m.Stdout = os.Stdout
+	}
+	s, err := store.Open(ctx, m.Config.DatabaseURL, store.Options{Now: m.Now, MaxConns: m.Config.DatabaseMaxConns})
+	if err != nil {
+		return err
+	}
+	m.Store = s
+	applied, err := s.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	for _, line := range applied {
+		m.Logger.Info("migrated", "migration", line)
+	}
+	if err := m.bootstrap(ctx); err != nil {
+		return err
+	}
+
+	m.listener, err = net.Listen("tcp", m.Config.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", m.Config.Addr, err)
+	}
+	m.URL = config.DefaultPublicURL(m.listener.Addr())
+	publicURL := m.Config.PublicURL
+	if publicURL == "" {
+		publicURL = m.URL
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for name, db := range s.Pools() {
+		reg.MustRegister(collectors.NewDBStatsCollector(db, name))
+	}
+	api, err := httpapi.New(httpapi.Config{
+		Store: s, Logger: m.Logger, PublicURL: publicURL, Version: VersionString(), Now: m.Now,
+		RateLimitPerDevice: m.Config.RateLimitPerDevice, RequestTimeout: m.Config.RequestTimeout, Registry: reg,
+	})
+	if err != nil {
+		return err
+	}
+	m.server = &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	m.serveDone = make(chan struct{})
+	go func() {
+		m.serveResult = m.server.Serve(m.listener)
+		close(m.serveDone)
+	}()
+
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	m.stop = stop
+	m.wg.Go(func() { m.sweep(bg) })
+
+	m.Logger.Info("serving", "url", m.URL, "public_url", publicURL, "database", s.Dialect().String(), "version", VersionString())
+	return nil
+}
+
+// bootstrap makes the first account of an empty store and prints its key once.
+func (m *Main) bootstrap(ctx context.Context) error {
+	a, key, created, err := m.Store.CreateFirstAccount(ctx, m.Config.BootstrapName, m.Config.BootstrapEmail)
+	if err != nil {
+		return fmt.Errorf("create first account: %w", err)
+	}
+	if !created {
+		return nil
+	}
+	rule := strings.Repeat("─", 72)
+	fmt.Fprintf(m.Stdout, "%s\nPunchConnect made the first account of this empty store.\n\n  account: %s\n  API key: %s\n\n"+
+		"The key is shown only this once; store it now. Use it as\n  Authorization: Bearer %s\n%s\n",
+		rule, a.ID, key, key, rule)
+	return nil
+}
+
+// sweep deletes expired idempotency keys and old rate-limit counters, hourly.
+func (m *Main) sweep(ctx context.Context) {
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := m.Store.SweepIdempotencyKeys(ctx); err != nil {
+			m.Logger.Warn("sweep idempotency keys", "err", err)
+		} else if n > 0 {
+			m.Logger.Info("swept expired idempotency keys", "count", n)
+		}
+		if _, err := m.Store.SweepRateLimitCounters(ctx, m.Now().Add(-48*time.Hour)); err != nil {
+			m.Logger.Warn("sweep rate-limit counters", "err", err)
+		}
+	}
+}
+
+// Done is closed when the server stops serving: after Close, or on its own
+// when its listener fails.
+func (m *Main) Done() <-chan struct{} { return m.serveDone }
+
+// Close stops accepting requests, lets in-flight ones finish (until ctx
+// ends), stops background work and closes the store. Every write is a
+// transaction, so whatever is cut short is rolled back, never half-written.
+func (m *Main) Close(ctx context.Context) error {
+	var errs []error
+	if m.server != nil {
+		if err := m.server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shutdown: %w", err))
+			_ = m.server.Close()
+		}
+		<-m.serveDone
+		if err := m.serveResult; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if m.stop != nil {
+		m.stop()
+		m.wg.Wait()
+	}
+	if m.Store != nil {
+		errs = append(errs, m.Store.Close())
+	}
+	return errors.Join(errs...)
+}

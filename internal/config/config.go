@@ -1,0 +1,144 @@
+// Package config holds the settings of the punchconnect commands. Every flag
+// has an environment twin: --database-url is PUNCHCONNECT_DATABASE_URL. A
+// flag on the command line wins over the environment, which wins over the
+// default; the defaults start a working server with no configuration at all.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/punchconnect/punchconnect/internal/httpapi"
+	"github.com/punchconnect/punchconnect/internal/store"
+)
+
+// EnvPrefix starts the environment twin of every flag.
+const EnvPrefix = "PUNCHCONNECT_"
+
+// Config is everything serve needs.
+type Config struct {
+	Addr               string
+	DatabaseURL        string
+	DatabaseMaxConns   int
+	PublicURL          string
+	LogLevel           string
+	LogFormat          string
+	ShutdownTimeout    time.Duration
+	RequestTimeout     time.Duration
+	RateLimitPerDevice int
+	BootstrapName      string
+	BootstrapEmail     string
+}
+
+// Default returns the zero-configuration settings.
+func Default() Config {
+	return Config{
+		Addr:               ":8080",
+		DatabaseURL:        store.DefaultURL,
+		DatabaseMaxConns:   20,
+		LogLevel:           "info",
+		LogFormat:          "text",
+		ShutdownTimeout:    30 * time.Second,
+		RequestTimeout:     httpapi.DefaultRequestTimeout,
+		RateLimitPerDevice: httpapi.DefaultRateLimitPerDevice,
+		BootstrapName:      "Default",
+	}
+}
+
+// DatabaseFlags registers the flags every command that opens the store takes.
+func (c *Config) DatabaseFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "store: sqlite://PATH or postgres://USER:PASS@HOST:PORT/DB")
+	fs.IntVar(&c.DatabaseMaxConns, "database-max-conns", c.DatabaseMaxConns, "most open PostgreSQL connections of this node")
+}
+
+// ServeFlags registers the flags of `punchconnect serve`.
+func (c *Config) ServeFlags(fs *flag.FlagSet) {
+	c.DatabaseFlags(fs)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen address for /v1, /iclock, /docs and /metrics")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL clients reach this server at; used in doc_url and links (default: from --addr)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long SIGINT/SIGTERM waits for in-flight requests")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "longest a /v1 request may work")
+	fs.IntVar(&c.RateLimitPerDevice, "rate-limit-per-device", c.RateLimitPerDevice, "daily REST calls per registered device (and the minimum per account)")
+	fs.StringVar(&c.BootstrapName, "bootstrap-name", c.BootstrapName, "name of the account made on first start with an empty store")
+	fs.StringVar(&c.BootstrapEmail, "bootstrap-email", c.BootstrapEmail, "e-mail of the account made on first start (receives failure e-mails)")
+}
+
+// Validate checks values flags cannot check themselves.
+func (c *Config) Validate() error {
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.RateLimitPerDevice < 1 {
+		return fmt.Errorf("--rate-limit-per-device must be at least 1")
+	}
+	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
+		return fmt.Errorf("--public-url %q: want an http:// or https:// URL", c.PublicURL)
+	}
+	return nil
+}
+
+// EnvName is the environment twin of a flag.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Parse parses args into fs, then fills every flag not given on the command
+// line from its environment twin, read through getenv.
+func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		if v := getenv(EnvName(f.Name)); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, e)
+			}
+		}
+	})
+	return err
+}
+
+// Usage prints the flags of fs with their environment twins.
+func Usage(fs *flag.FlagSet, synopsis string) func() {
+	return func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "Usage: %s\n\nFlags (each also read from the environment variable shown):\n", synopsis)
+		fs.VisitAll(func(f *flag.Flag) {
+			def := ""
+			if f.DefValue != "" && f.DefValue != "false" {
+				def = fmt.Sprintf(" (default %s)", f.DefValue)
+			}
+			fmt.Fprintf(out, "  --%s  [%s]\n      %s%s\n", f.Name, EnvName(f.Name), f.Usage, def)
+		})
+	}
+}
+
+// DefaultPublicURL derives a public URL from the address a server listens on.
+func DefaultPublicURL(listenAddr net.Addr) string {
+	host, port, err := net.SplitHostPort(listenAddr.String())
+	if err != nil {
+		return "http://localhost"
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}

@@ -1,0 +1,294 @@
+// Package httpapi serves the REST API (/v1), its documentation and the
+// operational endpoints. It turns HTTP into calls on the store and domain
+// errors into the error object of PRODUCT.md §3; it is the only place where
+// domain codes meet HTTP statuses.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/punchconnect/punchconnect/internal/attendance"
+	"github.com/punchconnect/punchconnect/internal/id"
+	"github.com/punchconnect/punchconnect/internal/store"
+)
+
+// Defaults of Config.
+const (
+	DefaultRateLimitPerDevice = 1000
+	DefaultRequestTimeout     = 60 * time.Second
+	defaultBodyLimit          = 1 << 20  // 1 MiB: any single object
+	batchBodyLimit            = 16 << 20 // 16 MiB: 5,000 employees with room to spare
+)
+
+// Config wires a Server.
+type Config struct {
+	Store     *store.Store
+	Logger    *slog.Logger
+	PublicURL string // base of doc_url and links, without a trailing slash
+	Version   string
+	// Now is the clock; defaults to time.Now.
+	Now func() time.Time
+	// RateLimitPerDevice is the daily REST call allowance per registered
+	// device, and the minimum per account.
+	RateLimitPerDevice int
+	// RequestTimeout bounds the work of one /v1 request.
+	RequestTimeout time.Duration
+	// Registry receives the HTTP metrics and is served at /metrics.
+	Registry *prometheus.Registry
+}
+
+// Server is the HTTP handler of the whole API.
+type Server struct {
+	store          *store.Store
+	log            *slog.Logger
+	publicURL      string
+	version        string
+	now            func() time.Time
+	perDevice      int
+	requestTimeout time.Duration
+	mux            *http.ServeMux
+	metrics        *httpMetrics
+	openapiJSON    []byte
+	errorsHTML     []byte
+	apiRoutes      []string
+}
+
+// New builds a Server and its routes.
+func New(cfg Config) (*Server, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.RateLimitPerDevice <= 0 {
+		cfg.RateLimitPerDevice = DefaultRateLimitPerDevice
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{
+		store: cfg.Store, log: cfg.Logger, publicURL: strings.TrimRight(cfg.PublicURL, "/"), version: cfg.Version,
+		now: cfg.Now, perDevice: cfg.RateLimitPerDevice, requestTimeout: cfg.RequestTimeout,
+		mux: http.NewServeMux(),
+	}
+	var err error
+	if s.metrics, err = newHTTPMetrics(cfg.Registry); err != nil {
+		return nil, err
+	}
+	if s.openapiJSON, err = openapiJSON(s.publicURL); err != nil {
+		return nil, err
+	}
+	if s.errorsHTML, err = errorsHTML(); err != nil {
+		return nil, err
+	}
+	s.routes(cfg.Registry)
+	return s, nil
+}
+
+func (s *Server) routes(reg *prometheus.Registry) {
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.Handle("GET /metrics", metricsHandler(reg))
+	s.mux.HandleFunc("GET /docs/errors", s.errorDocs)
+	s.mux.HandleFunc("GET /v1/openapi.json", s.openapi)
+
+	s.api("GET /v1/devices", s.listDevices)
+	s.api("POST /v1/devices", s.createDevice)
+	s.api("GET /v1/devices/{id}", s.getDevice)
+	s.api("PATCH /v1/devices/{id}", s.updateDevice)
+	s.api("DELETE /v1/devices/{id}", s.deleteDevice)
+
+	s.api("GET /v1/employees", s.listEmployees)
+	s.api("POST /v1/employees", s.createEmployee)
+	s.api("POST /v1/employees/batch", s.batchEmployees, bodyLimit(batchBodyLimit))
+	s.api("GET /v1/employees/{id}", s.getEmployee)
+	s.api("PATCH /v1/employees/{id}", s.updateEmployee)
+	s.api("DELETE /v1/employees/{id}", s.deleteEmployee)
+
+	s.api("GET /v1/settings", s.getSettings)
+	s.api("PATCH /v1/settings", s.updateSettings)
+}
+
+// Routes lists the "METHOD /path" patterns of the /v1 API, for the check
+// that the OpenAPI document describes every one.
+func (s *Server) Routes() []string { return append([]string(nil), s.apiRoutes...) }
+
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	requestInfoKey
+)
+
+// requestInfo collects what the access log reports about a request.
+type requestInfo struct {
+	accountID string
+}
+
+func requestID(ctx context.Context) string {
+	v, _ := ctx.Value(requestIDKey).(string)
+	return v
+}
+
+func infoOf(ctx context.Context) *requestInfo {
+	if v, ok := ctx.Value(requestInfoKey).(*requestInfo); ok {
+		return v
+	}
+	return &requestInfo{}
+}
+
+// ServeHTTP gives every response a request ID, turns panics into 500s,
+// answers unknown routes in JSON, and records metrics and the access log.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	reqID := id.New(id.Request)
+	info := &requestInfo{}
+	ctx := context.WithValue(context.WithValue(r.Context(), requestIDKey, reqID), requestInfoKey, info)
+	r = r.WithContext(ctx)
+	w.Header().Set("X-Request-Id", reqID)
+	sw := &statusWriter{ResponseWriter: w}
+	route := "unmatched"
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.ErrorContext(ctx, "panic serving request", "request_id", reqID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if !sw.wroteHeader {
+				s.writeError(sw, r, fmt.Errorf("panic: %v", p))
+			}
+		}
+		elapsed := time.Since(start)
+		s.metrics.observe(r.Method, route, sw.code(), elapsed)
+		attrs := []slog.Attr{
+			slog.String("request_id", reqID), slog.String("method", r.Method), slog.String("route", route),
+			slog.String("path", r.URL.Path), slog.Int("status", sw.code()),
+			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000), slog.String("remote", r.RemoteAddr),
+		}
+		if info.accountID != "" {
+			attrs = append(attrs, slog.String("account_id", info.accountID))
+		}
+		s.log.LogAttrs(ctx, logLevelFor(sw.code()), "request", attrs...)
+	}()
+
+	h, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		s.unmatched(sw, r, h)
+		return
+	}
+	route = pattern
+	s.mux.ServeHTTP(sw, r)
+}
+
+// unmatched answers a request no route takes: 405 with Allow when the path
+// exists for other methods, redirects as the mux gives them, 404 otherwise.
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	probe := &headerRecorder{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	switch probe.status {
+	case http.StatusMethodNotAllowed:
+		allow := probe.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		s.writeError(w, r, attendance.Errorf(attendance.CodeMethodNotAllowed, "",
+			"%s is not allowed on %s; this path accepts %s.", r.Method, r.URL.Path, allow))
+	case http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		w.Header().Set("Location", probe.header.Get("Location"))
+		w.WriteHeader(probe.status)
+	default:
+		s.writeError(w, r, attendance.Errorf(attendance.CodeRouteNotFound, "",
+			"There is no route %s %s. The API reference is at %s/v1/openapi.json.", r.Method, r.URL.Path, s.publicURL))
+	}
+}
+
+// headerRecorder captures the status and headers a handler writes, and drops the body.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (h *headerRecorder) Header() http.Header         { return h.header }
+func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (h *headerRecorder) WriteHeader(code int)        { h.status = code }
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) code() int {
+	if !w.wroteHeader {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// encodeJSON renders a response body. Encoding our own view types cannot fail.
+func encodeJSON(v any) []byte {
+	body, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("encode response: %v", err))
+	}
+	return append(body, '\n')
+}
+
+// writeJSON writes v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeBody(w, status, encodeJSON(v))
+}
+
+// writeBody writes an encoded JSON body with status.
+func writeBody(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// healthz reports whether the database answers.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.WarnContext(ctx, "health check failed", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": s.store.Dialect().String()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "database": s.store.Dialect().String(), "version": s.version})
+}
+
+// logLevelFor logs server failures louder than ordinary requests.
+func logLevelFor(status int) slog.Level {
+	if status >= 500 {
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}

@@ -1,0 +1,292 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/punchconnect/punchconnect/internal/attendance"
+	"github.com/punchconnect/punchconnect/internal/id"
+)
+
+// EmployeeSorts are the fields employee lists sort by; the first is the default.
+var EmployeeSorts = []Column{{"created_at", KindInt}, {"updated_at", KindInt}, {"name", KindText}, {"badge_number", KindText}}
+
+// EmployeeFilters are the fields employee lists filter on, by equality.
+var EmployeeFilters = []Column{
+	{"badge_number", KindText}, {"external_id", KindText}, {"active", KindBool},
+	{"department", KindText}, {"email", KindText},
+}
+
+const employeeCols = "id, account_id, badge_number, name, external_id, email, department, card_number, active, metadata, created_at, updated_at"
+
+func scanEmployee(r scanner) (attendance.Employee, error) {
+	var e attendance.Employee
+	var ext, email, dept, card sql.NullString
+	var meta string
+	var created, updated int64
+	if err := r.Scan(&e.ID, &e.AccountID, &e.BadgeNumber, &e.Name, &ext, &email, &dept, &card, &e.Active, &meta, &created, &updated); err != nil {
+		return e, err
+	}
+	e.ExternalID, e.Email, e.Department, e.CardNumber = stringPtr(ext), stringPtr(email), stringPtr(dept), stringPtr(card)
+	if err := json.Unmarshal([]byte(meta), &e.Metadata); err != nil {
+		return e, fmt.Errorf("employee %s metadata: %w", e.ID, err)
+	}
+	if e.Metadata == nil {
+		e.Metadata = map[string]string{}
+	}
+	e.CreatedAt, e.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return e, nil
+}
+
+func employeeID(e attendance.Employee) string { return e.ID }
+
+func metadataArg(m map[string]string) (string, error) {
+	if m == nil {
+		m = map[string]string{}
+	}
+	b, err := json.Marshal(m)
+	return string(b), err
+}
+
+func badgeTaken(badge string) error {
+	return attendance.Errorf(attendance.CodeBadgeNumberTaken, "badge_number",
+		"Badge number %q already belongs to another employee in this account. Update that employee, or use POST /v1/employees/batch to upsert by badge number.", badge)
+}
+
+func externalIDTaken(ext string) error {
+	return attendance.Errorf(attendance.CodeExternalIDTaken, "external_id",
+		"external_id %q already belongs to another employee in this account.", ext)
+}
+
+// employeeConflict turns a unique violation into the matching domain error.
+func employeeConflict(err error, e attendance.Employee) error {
+	desc, ok := uniqueViolation(err)
+	switch {
+	case !ok:
+		return err
+	case strings.Contains(desc, "external_id"):
+		return externalIDTaken(deref(e.ExternalID))
+	default:
+		return badgeTaken(e.BadgeNumber)
+	}
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// insertEmployee writes a new employee row.
+func (tx *Tx) insertEmployee(ctx context.Context, e attendance.Employee) error {
+	meta, err := metadataArg(e.Metadata)
+	if err != nil {
+		return err
+	}
+	_, err = tx.exec(ctx, `INSERT INTO employees (`+employeeCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, e.AccountID, e.BadgeNumber, e.Name, nullString(e.ExternalID), nullString(e.Email), nullString(e.Department),
+		nullString(e.CardNumber), e.Active, meta, micros(e.CreatedAt), micros(e.UpdatedAt))
+	return err
+}
+
+// updateEmployee writes every mutable column of an existing employee.
+func (tx *Tx) updateEmployee(ctx context.Context, e attendance.Employee) error {
+	meta, err := metadataArg(e.Metadata)
+	if err != nil {
+		return err
+	}
+	_, err = tx.exec(ctx, `UPDATE employees SET badge_number = ?, name = ?, external_id = ?, email = ?, department = ?, card_number = ?,
+		active = ?, metadata = ?, updated_at = ? WHERE id = ?`,
+		e.BadgeNumber, e.Name, nullString(e.ExternalID), nullString(e.Email), nullString(e.Department), nullString(e.CardNumber),
+		e.Active, meta, micros(e.UpdatedAt), e.ID)
+	return err
+}
+
+// newEmployee is a new employee with in applied to the defaults.
+func (tx *Tx) newEmployee(accountID string, in *attendance.EmployeeInput) attendance.Employee {
+	e := attendance.Employee{
+		ID: id.New(id.Employee), AccountID: accountID, Active: true, Metadata: map[string]string{},
+		CreatedAt: tx.Now, UpdatedAt: tx.Now,
+	}
+	in.Apply(&e)
+	return e
+}
+
+// CreateEmployee adds an employee. in must be validated.
+func (tx *Tx) CreateEmployee(ctx context.Context, accountID string, in attendance.EmployeeInput) (attendance.Employee, error) {
+	e := tx.newEmployee(accountID, &in)
+	if err := tx.insertEmployee(ctx, e); err != nil {
+		return e, employeeConflict(err, e)
+	}
+	return e, nil
+}
+
+// UpdateEmployee changes the set fields of an employee. in must be validated.
+func (tx *Tx) UpdateEmployee(ctx context.Context, accountID, employeeID string, in attendance.EmployeeInput) (attendance.Employee, error) {
+	e, err := scanEmployee(tx.queryRow(ctx, `SELECT `+employeeCols+` FROM employees WHERE account_id = ? AND id = ? AND deleted_at IS NULL`+tx.forUpdate(), accountID, employeeID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, attendance.NotFound("employee", employeeID)
+	}
+	if err != nil {
+		return e, fmt.Errorf("read employee: %w", err)
+	}
+	in.Apply(&e)
+	e.UpdatedAt = tx.Now
+	if err := tx.updateEmployee(ctx, e); err != nil {
+		return e, employeeConflict(err, e)
+	}
+	return e, nil
+}
+
+// DeleteEmployee removes an employee. Punch history keeps its snapshot; the
+// badge number becomes free for a new employee.
+func (tx *Tx) DeleteEmployee(ctx context.Context, accountID, employeeID string) error {
+	res, err := tx.exec(ctx, `UPDATE employees SET deleted_at = ?, updated_at = ? WHERE account_id = ? AND id = ? AND deleted_at IS NULL`,
+		micros(tx.Now), micros(tx.Now), accountID, employeeID)
+	if err != nil {
+		return fmt.Errorf("delete employee: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return attendance.NotFound("employee", employeeID)
+	}
+	return nil
+}
+
+// Employee reads one employee of the account.
+func (s *Store) Employee(ctx context.Context, accountID, employeeID string) (attendance.Employee, error) {
+	e, err := scanEmployee(s.reader().queryRow(ctx, `SELECT `+employeeCols+` FROM employees WHERE account_id = ? AND id = ? AND deleted_at IS NULL`, accountID, employeeID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, attendance.NotFound("employee", employeeID)
+	}
+	return e, err
+}
+
+// ListEmployees returns one page of the account's employees.
+func (s *Store) ListEmployees(ctx context.Context, accountID string, p ListParams) (Page[attendance.Employee], error) {
+	return listQuery(ctx, s.reader(), "employees", employeeCols, accountID, p, scanEmployee, employeeID)
+}
+
+// UpsertResult is the outcome of one item of an employee batch.
+type UpsertResult struct {
+	Created  bool
+	Employee attendance.Employee
+	Err      error // an *attendance.Error; the item was not written
+}
+
+// upsertChunk bounds the IN lists of the batch look-ups.
+const upsertChunk = 500
+
+// UpsertEmployees creates or updates employees by badge number, in order.
+// Items must be validated and carry a badge number. An item that conflicts
+// (a badge twice in the batch, an external_id held by another employee)
+// fails alone; the others are written. Fields an item leaves out keep their
+// stored values.
+func (tx *Tx) UpsertEmployees(ctx context.Context, accountID string, items []attendance.EmployeeInput) ([]UpsertResult, error) {
+	badges := make([]string, 0, len(items))
+	var exts []string
+	for _, in := range items {
+		badges = append(badges, in.BadgeNumber.Value)
+		if in.ExternalID.Set && in.ExternalID.Value != nil {
+			exts = append(exts, *in.ExternalID.Value)
+		}
+	}
+	byBadge := map[string]attendance.Employee{}
+	if err := tx.employeesWhereIn(ctx, accountID, "badge_number", badges, func(e attendance.Employee) { byBadge[e.BadgeNumber] = e }); err != nil {
+		return nil, err
+	}
+	extOwner := map[string]string{} // external_id → employee id, kept current as items apply
+	for _, e := range byBadge {
+		if e.ExternalID != nil {
+			extOwner[*e.ExternalID] = e.ID
+		}
+	}
+	if err := tx.employeesWhereIn(ctx, accountID, "external_id", exts, func(e attendance.Employee) { extOwner[*e.ExternalID] = e.ID }); err != nil {
+		return nil, err
+	}
+
+	results := make([]UpsertResult, len(items))
+	seen := make(map[string]int, len(items))
+	for i := range items {
+		in := &items[i]
+		badge := in.BadgeNumber.Value
+		if first, dup := seen[badge]; dup {
+			results[i].Err = attendance.Errorf(attendance.CodeDuplicateInBatch, "badge_number",
+				"badge_number %q also appears at index %d of this batch; each employee may appear once.", badge, first)
+			continue
+		}
+		seen[badge] = i
+		e, exists := byBadge[badge]
+		if !exists {
+			e = tx.newEmployee(accountID, in)
+		} else {
+			in.Apply(&e)
+			e.UpdatedAt = tx.Now
+		}
+		if in.ExternalID.Set && in.ExternalID.Value != nil {
+			if owner, ok := extOwner[*in.ExternalID.Value]; ok && owner != e.ID {
+				results[i].Err = externalIDTaken(*in.ExternalID.Value)
+				continue
+			}
+		}
+		var err error
+		if exists {
+			err = tx.updateEmployee(ctx, e)
+		} else {
+			err = tx.insertEmployee(ctx, e)
+		}
+		if _, ok := uniqueViolation(err); ok {
+			// A concurrent writer got there between our reads and this write;
+			// the transaction is aborted, so start it again.
+			return nil, fmt.Errorf("employee batch: %w: %w", ErrRetry, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("write employee: %w", err)
+		}
+		if old, ok := byBadge[badge]; ok && old.ExternalID != nil {
+			delete(extOwner, *old.ExternalID)
+		}
+		if e.ExternalID != nil {
+			extOwner[*e.ExternalID] = e.ID
+		}
+		byBadge[badge] = e
+		results[i] = UpsertResult{Created: !exists, Employee: e}
+	}
+	return results, nil
+}
+
+// employeesWhereIn calls fn for each live employee of the account whose
+// column is one of values.
+func (tx *Tx) employeesWhereIn(ctx context.Context, accountID, column string, values []string, fn func(attendance.Employee)) error {
+	for start := 0; start < len(values); start += upsertChunk {
+		chunk := values[start:min(start+upsertChunk, len(values))]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, accountID)
+		for _, v := range chunk {
+			args = append(args, v)
+		}
+		q := `SELECT ` + employeeCols + ` FROM employees WHERE account_id = ? AND deleted_at IS NULL AND ` + column +
+			` IN (?` + strings.Repeat(", ?", len(chunk)-1) + `)` + tx.forUpdate()
+		rows, err := tx.query(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("read employees: %w", err)
+		}
+		for rows.Next() {
+			e, err := scanEmployee(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			fn(e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,28 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// CountRequest adds one call to the account's counter for the window that
+// starts at windowStart and returns the count including this call. The
+// counter lives in the database, so every node sees the same number.
+func (s *Store) CountRequest(ctx context.Context, accountID string, windowStart time.Time) (int, error) {
+	var n int
+	err := conn{q: s.write, dialect: s.dialect}.queryRow(ctx, `INSERT INTO rate_limit_counters (account_id, window_start, count)
+		VALUES (?, ?, 1)
+		ON CONFLICT (account_id, window_start) DO UPDATE SET count = rate_limit_counters.count + 1
+		RETURNING count`, accountID, micros(windowStart)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count request: %w", err)
+	}
+	return n, nil
+}
+
+// SweepRateLimitCounters deletes counters of windows that started before cutoff.
+func (s *Store) SweepRateLimitCounters(ctx context.Context, cutoff time.Time) (int, error) {
+	return s.sweep(ctx, `DELETE FROM rate_limit_counters WHERE (account_id, window_start) IN
+		(SELECT account_id, window_start FROM rate_limit_counters WHERE window_start < ? LIMIT ?)`, micros(cutoff))
+}

@@ -1,0 +1,383 @@
+// Package store keeps PunchConnect's data in SQLite (the embedded default) or
+// PostgreSQL, behind one API. Queries are hand-written with '?' placeholders
+// and rebound for PostgreSQL; instants are integer Unix microseconds (UTC) in
+// both dialects; IDs are prefixed TypeIDs stored as text.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Dialect is the SQL database behind a Store.
+type Dialect int
+
+// The supported dialects.
+const (
+	SQLite Dialect = iota
+	Postgres
+)
+
+func (d Dialect) String() string {
+	if d == Postgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// DefaultURL is where serve keeps its data when nothing is configured.
+const DefaultURL = "sqlite://./data/punchconnect.db"
+
+// Options tune a Store. The zero value is valid.
+type Options struct {
+	// Now is the clock; tests replace it. Defaults to time.Now.
+	Now func() time.Time
+	// MaxConns bounds the PostgreSQL pool (and the SQLite reader pool).
+	MaxConns int
+}
+
+// Store is the database. It is safe for concurrent use.
+type Store struct {
+	dialect Dialect
+	// write runs transactions. On SQLite it has a single connection whose
+	// transactions begin IMMEDIATE, so writers queue instead of failing with
+	// SQLITE_BUSY; on PostgreSQL it is the same pool as read.
+	write *sql.DB
+	read  *sql.DB
+	now   func() time.Time
+	// path is the SQLite database file ("" on PostgreSQL).
+	path string
+}
+
+// Open connects to the database at rawURL: sqlite://PATH (PATH relative to the
+// working directory, or sqlite:///absolute/path) or postgres://…. It does not
+// migrate; call Migrate.
+func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = 20
+	}
+	s := &Store{now: opts.Now}
+	var err error
+	switch {
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		s.dialect = Postgres
+		s.write, err = sql.Open("pgx", rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		s.write.SetMaxOpenConns(opts.MaxConns)
+		s.write.SetMaxIdleConns(opts.MaxConns)
+		s.write.SetConnMaxIdleTime(5 * time.Minute)
+		s.read = s.write
+	case strings.HasPrefix(rawURL, "sqlite:"):
+		s.dialect = SQLite
+		path, err := sqlitePath(rawURL)
+		if err != nil {
+			return nil, err
+		}
+		s.path = path
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("create database directory: %w", err)
+		}
+		// WAL lets readers run beside the writer; synchronous=FULL fsyncs the
+		// WAL on every commit, so a committed write survives kill -9 and power
+		// loss (NORMAL would survive only a process crash).
+		// Creating the file and switching it to WAL needs an exclusive lock
+		// that SQLite does not wait for; processes opening a new database at
+		// once (serve beside accounts create) take turns instead.
+		unlock, err := lockFile(path + ".lock")
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+		common := "_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1"
+		dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?"
+		s.write, err = sql.Open("sqlite", dsn+common+"&_txlock=immediate")
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
+		s.write.SetMaxOpenConns(1)
+		s.write.SetMaxIdleConns(1)
+		s.write.SetConnMaxIdleTime(0)
+		s.write.SetConnMaxLifetime(0)
+		s.read, err = sql.Open("sqlite", dsn+common+"&_query_only=1")
+		if err != nil {
+			s.write.Close()
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
+		readers := max(4, 2*runtime.GOMAXPROCS(0))
+		s.read.SetMaxOpenConns(readers)
+		s.read.SetMaxIdleConns(readers)
+	default:
+		return nil, fmt.Errorf("database URL %q: want sqlite://PATH or postgres://…", redactURL(rawURL))
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("connect to %s database: %w", s.dialect, err)
+	}
+	return s, nil
+}
+
+// sqlitePath extracts the file path of sqlite://PATH, sqlite:///ABS or sqlite:PATH.
+func sqlitePath(rawURL string) (string, error) {
+	rest := strings.TrimPrefix(rawURL, "sqlite:")
+	rest = strings.TrimPrefix(rest, "//")
+	if i := strings.IndexByte(rest, '?'); i >= 0 {
+		rest = rest[:i]
+	}
+	if rest == "" {
+		return "", fmt.Errorf("database URL %q has no file path; use sqlite://./data/punchconnect.db", rawURL)
+	}
+	return filepath.Clean(rest), nil
+}
+
+// redactURL hides a password in a database URL for error messages and logs.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// Dialect reports which database this is.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// Pools returns the connection pools by name, for metrics.
+func (s *Store) Pools() map[string]*sql.DB {
+	if s.read == s.write {
+		return map[string]*sql.DB{"main": s.write}
+	}
+	return map[string]*sql.DB{"write": s.write, "read": s.read}
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.write.PingContext(ctx); err != nil {
+		return err
+	}
+	var one int
+	return s.read.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+// Close closes the connection pools.
+func (s *Store) Close() error {
+	var errs []error
+	if s.read != nil && s.read != s.write {
+		errs = append(errs, s.read.Close())
+	}
+	if s.write != nil {
+		errs = append(errs, s.write.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Now returns the store's clock reading, truncated to the microsecond that
+// is stored.
+func (s *Store) Now() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// querier is what *sql.DB and *sql.Tx have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// conn runs '?'-placeholder queries in either dialect.
+type conn struct {
+	q       querier
+	dialect Dialect
+}
+
+func (c conn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return c.q.ExecContext(ctx, c.dialect.rebind(query), args...)
+}
+
+func (c conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return c.q.QueryContext(ctx, c.dialect.rebind(query), args...)
+}
+
+func (c conn) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return c.q.QueryRowContext(ctx, c.dialect.rebind(query), args...)
+}
+
+// rebind turns '?' placeholders into PostgreSQL's $1, $2, …. Queries in this
+// package never contain '?' inside string literals.
+func (d Dialect) rebind(query string) string {
+	if d != Postgres || !strings.Contains(query, "?") {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+func (s *Store) reader() conn { return conn{q: s.read, dialect: s.dialect} }
+
+// Tx is a write transaction. Now is fixed when it begins, so every row it
+// writes carries the same instant.
+type Tx struct {
+	conn
+	store *Store
+	Now   time.Time
+}
+
+// ErrRetry marks a transaction that lost a race with another writer and may
+// simply be run again. InTx does so, a few times.
+var ErrRetry = errors.New("transaction conflict")
+
+// txAttempts bounds how often InTx runs a transaction that keeps conflicting.
+const txAttempts = 3
+
+// InTx runs fn in a write transaction and commits it when fn returns nil.
+// Nothing fn wrote survives an error, a panic or a cancelled context. When
+// the transaction conflicts with another (ErrRetry, a PostgreSQL
+// serialization failure or deadlock), fn runs again from the start, so fn
+// must not keep state across calls.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	var err error
+	for attempt := 1; attempt <= txAttempts; attempt++ {
+		err = s.inTx(ctx, fn)
+		if err == nil || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+func (s *Store) inTx(ctx context.Context, fn func(tx *Tx) error) error {
+	sqlTx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed { // an error or a panic in fn
+			_ = sqlTx.Rollback()
+		}
+	}()
+	tx := &Tx{conn: conn{q: sqlTx, dialect: s.dialect}, store: s, Now: s.Now()}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	committed = true
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func retryable(err error) bool {
+	if errors.Is(err, ErrRetry) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+}
+
+// micros converts an instant to the stored integer; the zero time is 0.
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// fromMicros converts a stored integer back; 0 is the zero time.
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+// uniqueViolation reports whether err is a unique-constraint failure, with a
+// description naming the constraint (PostgreSQL) or its columns (SQLite).
+func uniqueViolation(err error) (string, bool) {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return pgErr.ConstraintName, true
+	}
+	var sqliteErr *sqlite.Error
+	if errors.As(err, &sqliteErr) {
+		switch sqliteErr.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return sqliteErr.Error(), true
+		}
+	}
+	return "", false
+}
+
+// nullString maps "" to NULL and back through *string.
+func nullString(p *string) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func stringPtr(ns sql.NullString) *string {
+	if !ns.Valid {
+		return nil
+	}
+	v := ns.String
+	return &v
+}
+
+// IsUnavailable reports whether err comes from the database being out of
+// reach, full, read-only, busy beyond the timeout, or too slow, rather than
+// from the request: the client should retry later.
+func IsUnavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+		return true
+	}
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", "53", "57": // connection exception, insufficient resources, operator intervention
+			return true
+		}
+	}
+	var sqliteErr *sqlite.Error
+	if errors.As(err, &sqliteErr) {
+		switch sqliteErr.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:
+			return true
+		}
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr)
+}
