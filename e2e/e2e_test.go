@@ -165,112 +165,109 @@ func run(t *testing.T, dir string, env []string, args ...string) (stdout, stderr
 	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
 }
 
-// backends gives, per store, the environment that selects a fresh database.
-func backends(t *testing.T) []struct {
-	name string
-	env  func(t *testing.T) []string
-} {
-	var bs []struct {
-		name string
-		env  func(t *testing.T) []string
-	}
-	bs = append(bs, struct {
-		name string
-		env  func(t *testing.T) []string
-	}{"sqlite", func(t *testing.T) []string { return nil }}) // zero configuration: ./data in the work dir
+// eachBackend runs fn per store, with the environment that points serve at
+// a fresh database of it: SQLite with zero configuration (./data in the work
+// directory), and PostgreSQL when configured.
+func eachBackend(t *testing.T, fn func(t *testing.T, env []string)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, nil) })
 	if pg, ok := storetest.PostgresBackend(t); ok {
-		bs = append(bs, struct {
-			name string
-			env  func(t *testing.T) []string
-		}{"postgres", func(t *testing.T) []string { return []string{"PUNCHCONNECT_DATABASE_URL=" + pg.NewURL(t)} }})
+		t.Run("postgres", func(t *testing.T) { fn(t, []string{"PUNCHCONNECT_DATABASE_URL=" + pg.NewURL(t)}) })
 	}
-	return bs
 }
 
 // TestNewUser walks the README: serve with no configuration prints a key;
 // a device and employees are made with it; another account is made beside
 // the running server; a restart prints no new key; SIGTERM stops cleanly.
 func TestNewUser(t *testing.T) {
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			dir := t.TempDir()
-			env := b.env(t)
-			p := serve(t, dir, env)
-			key := p.firstKey()
-			api := apitest.New(t, p.URL, key)
+	eachBackend(t, func(t *testing.T, env []string) {
+		dir := t.TempDir()
+		p := serve(t, dir, env)
+		key := p.firstKey()
+		api := apitest.New(t, p.URL, key)
 
-			dev := api.Do("POST", "/v1/devices", map[string]any{"serial_number": "BKRK233600045", "timezone": "Europe/Paris"}).Expect(t, 201).Data(t)
-			api.Do("POST", "/v1/employees/batch", map[string]any{"employees": []any{
-				map[string]any{"badge_number": "1042", "name": "Sarah Chen"},
-				map[string]any{"badge_number": "1043", "name": "James Okoro"},
-			}}).Expect(t, 200)
-			r := api.Do("POST", "/v1/employees", map[string]any{"badge_number": "1044"}, apitest.IdempotencyKey("k1")).Expect(t, 201)
-			again := api.Do("POST", "/v1/employees", map[string]any{"badge_number": "1044"}, apitest.IdempotencyKey("k1")).Expect(t, 201)
-			if !bytes.Equal(r.Body, again.Body) || again.Header.Get("Idempotent-Replayed") != "true" {
-				t.Fatal("retry with the same Idempotency-Key was not replayed")
-			}
+		dev := api.Do("POST", "/v1/devices", map[string]any{"serial_number": "BKRK233600045", "timezone": "Europe/Paris"}).Expect(t, 201).Data(t)
+		api.Do("POST", "/v1/employees/batch", map[string]any{"employees": []any{
+			map[string]any{"badge_number": "1042", "name": "Sarah Chen"},
+			map[string]any{"badge_number": "1043", "name": "James Okoro"},
+		}}).Expect(t, 200)
+		r := api.Do("POST", "/v1/employees", map[string]any{"badge_number": "1044"}, apitest.IdempotencyKey("k1")).Expect(t, 201)
+		again := api.Do("POST", "/v1/employees", map[string]any{"badge_number": "1044"}, apitest.IdempotencyKey("k1")).Expect(t, 201)
+		if !bytes.Equal(r.Body, again.Body) || again.Header.Get("Idempotent-Replayed") != "true" {
+			t.Fatal("retry with the same Idempotency-Key was not replayed")
+		}
 
-			out, errOut, code := run(t, dir, env, "accounts", "create", "--name", "Second", "--email", "ops@second.example", "--json")
-			if code != 0 {
-				t.Fatalf("accounts create: %d %s", code, errOut)
+		for path, want := range map[string]string{
+			"/healthz": `"status":"ok"`,
+			"/metrics": `go_sql_open_connections{db_name=`,
+		} {
+			resp, err := http.Get(p.URL + path)
+			if err != nil {
+				t.Fatal(err)
 			}
-			var created struct {
-				AccountID string `json:"account_id"`
-				APIKey    string `json:"api_key"`
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+				t.Fatalf("GET %s = %d, lacks %s", path, resp.StatusCode, want)
 			}
-			if err := json.Unmarshal([]byte(out), &created); err != nil || !strings.HasPrefix(created.AccountID, "acct_") {
-				t.Fatalf("accounts create --json printed %q", out)
-			}
-			second := api.WithKey(created.APIKey)
-			second.Do("GET", "/v1/devices/"+dev["id"].(string), nil).ExpectError(t, 404, "resource_not_found")
-			second.Do("POST", "/v1/devices", map[string]any{"serial_number": "BKRK233600045"}).ExpectError(t, 409, "serial_number_taken")
+		}
 
-			if code := p.signal(syscall.SIGTERM); code != 0 {
-				t.Fatalf("SIGTERM exit code %d", code)
-			}
-			if !strings.Contains(p.stderr.String(), "msg=stopped") {
-				t.Fatalf("no clean stop:\n%s", p.stderr.String())
-			}
+		out, errOut, code := run(t, dir, env, "accounts", "create", "--name", "Second", "--email", "ops@second.example", "--json")
+		if code != 0 {
+			t.Fatalf("accounts create: %d %s", code, errOut)
+		}
+		var created struct {
+			AccountID string `json:"account_id"`
+			APIKey    string `json:"api_key"`
+		}
+		if err := json.Unmarshal([]byte(out), &created); err != nil || !strings.HasPrefix(created.AccountID, "acct_") {
+			t.Fatalf("accounts create --json printed %q", out)
+		}
+		second := api.WithKey(created.APIKey)
+		second.Do("GET", "/v1/devices/"+dev["id"].(string), nil).ExpectError(t, 404, "resource_not_found")
+		second.Do("POST", "/v1/devices", map[string]any{"serial_number": "BKRK233600045"}).ExpectError(t, 409, "serial_number_taken")
 
-			p2 := serve(t, dir, env)
-			if strings.Contains(p2.stdout.String(), "API key") {
-				t.Fatal("a restart on a store with accounts printed a new key")
-			}
-			api2 := apitest.New(t, p2.URL, key)
-			api2.Do("GET", "/v1/devices/"+dev["id"].(string), nil).Expect(t, 200)
-			p2.signal(syscall.SIGINT)
-		})
-	}
+		if code := p.signal(syscall.SIGTERM); code != 0 {
+			t.Fatalf("SIGTERM exit code %d", code)
+		}
+		if !strings.Contains(p.stderr.String(), "msg=stopped") {
+			t.Fatalf("no clean stop:\n%s", p.stderr.String())
+		}
+
+		p2 := serve(t, dir, env)
+		if strings.Contains(p2.stdout.String(), "API key") {
+			t.Fatal("a restart on a store with accounts printed a new key")
+		}
+		api2 := apitest.New(t, p2.URL, key)
+		api2.Do("GET", "/v1/devices/"+dev["id"].(string), nil).Expect(t, 200)
+		p2.signal(syscall.SIGINT)
+	})
 }
 
 // TestAcknowledgedWritesSurviveKill9: every write the API acknowledged is
 // there after the process is killed without warning.
 func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			dir := t.TempDir()
-			env := b.env(t)
-			p := serve(t, dir, env)
-			api := apitest.New(t, p.URL, p.firstKey())
-			const n = 40
-			for i := range n {
-				api.Do("POST", "/v1/employees", map[string]any{"badge_number": fmt.Sprintf("%d", 1000+i)}).Expect(t, 201)
-			}
-			p.signal(syscall.SIGKILL)
+	eachBackend(t, func(t *testing.T, env []string) {
+		dir := t.TempDir()
+		p := serve(t, dir, env)
+		api := apitest.New(t, p.URL, p.firstKey())
+		const n = 40
+		for i := range n {
+			api.Do("POST", "/v1/employees", map[string]any{"badge_number": fmt.Sprintf("%d", 1000+i)}).Expect(t, 201)
+		}
+		p.signal(syscall.SIGKILL)
 
-			p2 := serve(t, dir, env)
-			var list struct {
-				Pagination struct {
-					Total int `json:"total"`
-				} `json:"pagination"`
-			}
-			apitest.New(t, p2.URL, api.Key).Do("GET", "/v1/employees", nil).Expect(t, 200).JSON(t, &list)
-			if list.Pagination.Total != n {
-				t.Fatalf("%d employees after kill -9, %d were acknowledged", list.Pagination.Total, n)
-			}
-			p2.signal(syscall.SIGTERM)
-		})
-	}
+		p2 := serve(t, dir, env)
+		var list struct {
+			Pagination struct {
+				Total int `json:"total"`
+			} `json:"pagination"`
+		}
+		apitest.New(t, p2.URL, api.Key).Do("GET", "/v1/employees", nil).Expect(t, 200).JSON(t, &list)
+		if list.Pagination.Total != n {
+			t.Fatalf("%d employees after kill -9, %d were acknowledged", list.Pagination.Total, n)
+		}
+		p2.signal(syscall.SIGTERM)
+	})
 }
 
 // TestShutdownNeverHalfWrites: a 5,000-employee batch in flight when SIGTERM

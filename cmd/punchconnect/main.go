@@ -137,16 +137,18 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	return err
 }
 
-func openStore(ctx context.Context, cfg config.Config) (*store.Store, error) {
+// openStore opens and migrates the store of cfg, returning the migrations it applied.
+func openStore(ctx context.Context, cfg config.Config) (*store.Store, []string, error) {
 	s, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxConns: min(cfg.DatabaseMaxConns, 4)})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if _, err := s.Migrate(ctx); err != nil {
+	applied, err := s.Migrate(ctx)
+	if err != nil {
 		s.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return s, nil
+	return s, applied, nil
 }
 
 func accounts(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -177,7 +179,7 @@ func accounts(args []string, stdout, stderr io.Writer, getenv func(string) strin
 		return fmt.Errorf("--email: %s", err.(*attendance.Error).Message)
 	}
 	ctx := context.Background()
-	s, err := openStore(ctx, cfg)
+	s, _, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -205,16 +207,11 @@ func migrate(args []string, stdout, stderr io.Writer, getenv func(string) string
 	if err := parse(fs, args, getenv); err != nil {
 		return err
 	}
-	ctx := context.Background()
-	s, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxConns: 2})
+	s, applied, err := openStore(context.Background(), cfg)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	applied, err := s.Migrate(ctx)
-	if err != nil {
-		return err
-	}
 	for _, line := range applied {
 		fmt.Fprintln(stdout, line)
 	}

@@ -54,13 +54,8 @@ func (s *Server) api(pattern string, h apiHandler, opts ...routeOption) {
 		ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
 		defer cancel()
 		r = r.WithContext(ctx)
-		acct, err := s.authenticate(r)
+		acct, err := s.admit(w, r)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		infoOf(ctx).accountID = acct.ID
-		if err := s.rateLimit(w, r, acct); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -95,6 +90,17 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		return nil, attendance.Errorf(attendance.CodeInvalidJSON, "", "The request body could not be read: the connection ended early.")
 	}
 	return body, nil
+}
+
+// admit authenticates a /v1 call and counts it against the account's rate
+// limit, setting the X-RateLimit-* headers.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request) (attendance.Account, error) {
+	acct, err := s.authenticate(r)
+	if err != nil {
+		return acct, err
+	}
+	infoOf(r.Context()).accountID = acct.ID
+	return acct, s.rateLimit(w, r, acct)
 }
 
 // authenticate finds the account of the request's bearer key.

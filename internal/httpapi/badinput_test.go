@@ -105,6 +105,10 @@ func TestUnmatchedRoutes(t *testing.T) {
 	if r.Header.Get("X-Request-Id") == "" {
 		t.Fatal("no X-Request-Id on a 404")
 	}
+	if r.Header.Get("X-RateLimit-Remaining") == "" {
+		t.Fatal("an authenticated /v1 call to an unknown path must count and say so")
+	}
+	e.api.Do("GET", "/v1/devicez", nil, apitest.Invalid(), apitest.NoAuth()).ExpectError(t, http.StatusUnauthorized, "missing_api_key")
 	r = e.api.Do("PUT", "/v1/devices", nil, apitest.Invalid())
 	r.ExpectError(t, http.StatusMethodNotAllowed, "method_not_allowed")
 	if allow := r.Header.Get("Allow"); !strings.Contains(allow, "GET") || !strings.Contains(allow, "POST") {

@@ -197,6 +197,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) unmatched(w http.ResponseWriter, r *http.Request, h http.Handler) {
 	probe := &headerRecorder{header: http.Header{}}
 	h.ServeHTTP(probe, r)
+	if strings.HasPrefix(r.URL.Path, "/v1/") && probe.status != http.StatusMovedPermanently {
+		// Every /v1 path needs a key and every authenticated /v1 call counts,
+		// whatever it answers.
+		if _, err := s.admit(w, r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	switch probe.status {
 	case http.StatusMethodNotAllowed:
 		allow := probe.header.Get("Allow")
