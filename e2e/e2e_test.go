@@ -281,20 +281,23 @@ func TestShutdownNeverHalfWrites(t *testing.T) {
 	for i := range items {
 		items[i] = map[string]any{"badge_number": fmt.Sprintf("%05d", i), "name": fmt.Sprintf("Employee %d", i)}
 	}
-	body, _ := json.Marshal(map[string]any{"employees": items})
+	// Signal once the request is on the wire, not before: the client first
+	// validates it against the OpenAPI document.
+	sending := make(chan struct{})
+	api.HTTP = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		close(sending)
+		return http.DefaultTransport.RoundTrip(r)
+	})}
 	status := make(chan int, 1)
 	go func() {
-		req, _ := http.NewRequest("POST", p.URL+"/v1/employees/batch", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := api.HTTP.Do(req)
+		r, err := api.Try("POST", "/v1/employees/batch", map[string]any{"employees": items})
 		if err != nil {
-			status <- 0
+			status <- 0 // refused: the server had stopped accepting
 			return
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		status <- resp.StatusCode
+		status <- r.Status
 	}()
+	<-sending
 	time.Sleep(5 * time.Millisecond)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	got := <-status
@@ -391,3 +394,7 @@ func TestCommands(t *testing.T) {
 		t.Fatalf("serve --help: %d %q", code, errOut)
 	}
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -122,8 +123,19 @@ func Invalid() Option { return func(r *request) { r.skipRequest = true } }
 func NoAuth() Option { return func(r *request) { r.noAuth = true } }
 
 // Do sends a request and validates it and its response. body, if not nil,
-// is encoded as JSON.
+// is encoded as JSON. A transport failure fails the test.
 func (c *Client) Do(method, path string, body any, opts ...Option) *Response {
+	c.t.Helper()
+	r, err := c.Try(method, path, body, opts...)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+// Try is Do for requests that may meet no server (one shutting down): a
+// transport failure is returned; whatever does answer is validated.
+func (c *Client) Try(method, path string, body any, opts ...Option) (*Response, error) {
 	c.t.Helper()
 	rq := &request{header: http.Header{}}
 	for _, o := range opts {
@@ -174,16 +186,16 @@ func (c *Client) Do(method, path string, body any, opts ...Option) *Response {
 
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		c.t.Fatalf("%s %s: read body: %v", method, path, err)
+		return nil, fmt.Errorf("read body: %w", err)
 	}
 	out := &Response{Status: resp.StatusCode, Header: resp.Header, Body: data}
 	c.validateResponse(req, route, params, routeErr, out)
-	return out
+	return out, nil
 }
 
 // validateResponse checks a response against its operation, or, for a path
