@@ -17,10 +17,13 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"text/tabwriter"
+	"time"
 
 	"github.com/punchconnect/punchconnect/internal/app"
 	"github.com/punchconnect/punchconnect/internal/attendance"
 	"github.com/punchconnect/punchconnect/internal/config"
+	"github.com/punchconnect/punchconnect/internal/simulator"
 	"github.com/punchconnect/punchconnect/internal/store"
 )
 
@@ -31,6 +34,9 @@ Usage:
   punchconnect accounts create --name NAME --email EMAIL [--json]
                                           make an account and print its API key (shown once)
   punchconnect migrate [flags]            bring the database schema up to date and exit
+  punchconnect devices unclaimed [--json] list serial numbers that reached the gateway unregistered
+  punchconnect simulate --server URL --api-key KEY [--devices N] [--rate R]
+                                          emulate ZKTeco time clocks speaking PUSH to a server
   punchconnect version                    print the version
 
 Every flag has an environment twin: --database-url is PUNCHCONNECT_DATABASE_URL.
@@ -55,6 +61,10 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		err = accounts(args[1:], stdout, stderr, getenv)
 	case "migrate":
 		err = migrate(args[1:], stdout, stderr, getenv)
+	case "devices":
+		err = devices(args[1:], stdout, stderr, getenv)
+	case "simulate":
+		err = simulate(args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "punchconnect", app.VersionString())
 	case "help", "--help", "-help", "-h":
@@ -217,4 +227,118 @@ func migrate(args []string, stdout, stderr io.Writer, getenv func(string) string
 	}
 	fmt.Fprintf(stdout, "%s schema is up to date (%d migration(s) applied now).\n", s.Dialect(), len(applied))
 	return nil
+}
+
+func devices(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 || args[0] != "unclaimed" {
+		fmt.Fprint(stderr, "Usage: punchconnect devices unclaimed [--json] [flags]\n")
+		return errUsage
+	}
+	cfg := config.Default()
+	fs := newFlagSet("devices unclaimed", "punchconnect devices unclaimed [--json] [flags]", stderr)
+	cfg.DatabaseFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
+	if err := parse(fs, args[1:], getenv); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	s, _, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	list, err := s.UnclaimedDevices(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		for _, u := range list {
+			if err := enc.Encode(map[string]any{
+				"serial_number": u.SerialNumber, "first_seen_at": u.FirstSeenAt.Format(time.RFC3339), "last_seen_at": u.LastSeenAt.Format(time.RFC3339),
+				"last_ip": u.LastIP, "requests": u.Requests, "push_version": u.PushVersion, "device_type": u.DeviceType,
+				"held_uploads": u.HeldUploads, "held_bytes": u.HeldBytes,
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(stdout, "No unregistered serial numbers have reached the gateway.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERIAL\tFIRST SEEN\tLAST SEEN\tLAST IP\tREQUESTS\tHELD UPLOADS\tHELD BYTES")
+	for _, u := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\n", u.SerialNumber, u.FirstSeenAt.Format(time.RFC3339), u.LastSeenAt.Format(time.RFC3339),
+			u.LastIP, u.Requests, u.HeldUploads, u.HeldBytes)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "\nRegister a serial in its account (POST /v1/devices) and its held uploads are processed there.")
+	return nil
+}
+
+func simulate(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := newFlagSet("simulate", "punchconnect simulate --server URL --api-key KEY [flags]", stderr)
+	server := fs.String("server", "http://localhost:8080", "PunchConnect base URL the devices push to")
+	apiKey := fs.String("api-key", "", "API key of the account the devices and employees are registered in (required)")
+	var plan simulator.Plan
+	fs.IntVar(&plan.Devices, "devices", 3, "number of devices")
+	fs.IntVar(&plan.Employees, "employees", 20, "number of employees, registered in the account when absent")
+	fs.Float64Var(&plan.PunchesPerMinute, "rate", 6, "punches per minute per device")
+	fs.StringVar(&plan.SerialPrefix, "serial-prefix", "SIM", "serial numbers are this prefix and a 5-digit number")
+	fs.StringVar(&plan.Timezone, "timezone", "UTC", "IANA time zone of the devices")
+	fs.StringVar(&plan.Site, "site", "Simulated site", "site of the devices")
+	fs.DurationVar(&plan.OfflineEvery, "offline-every", 0, "take each device offline this often (0: never); its punches upload as a backlog on return")
+	fs.DurationVar(&plan.OfflineFor, "offline-for", time.Minute, "how long an offline period lasts")
+	fs.Float64Var(&plan.LostAckRate, "lost-acks", 0, "share of uploads whose acknowledgement is lost, so the device sends them again")
+	fs.DurationVar(&plan.DriftPerHour, "drift", 0, "clock drift per hour (e.g. 2s)")
+	fs.DurationVar(&plan.ClockOffset, "clock-offset", 0, "initial device clock error (e.g. 90s fast)")
+	fs.Float64Var(&plan.State255Share, "state-255", 0, "share of devices with no punch-state key (they send state 255)")
+	fs.BoolFunc("essl", "use eSSL-style .aspx paths", func(string) error { plan.Suffix = ".aspx"; return nil })
+	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
+	if err := parse(fs, args, getenv); err != nil {
+		return err
+	}
+	if *apiKey == "" {
+		return errors.New("--api-key is required (the key serve printed, or one from accounts create)")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	logger := func(format string, a ...any) { fmt.Fprintf(stderr, time.Now().Format("15:04:05 ")+format+"\n", a...) }
+	fleet := &simulator.Fleet{Server: strings.TrimRight(*server, "/"), APIKey: *apiKey, Plan: plan, Log: logger}
+	if err := fleet.Setup(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Simulating %d devices (%s…) with %d employees at %.1f punches/min each against %s. Ctrl-C stops.\n",
+		len(fleet.Devices), fleet.Devices[0].Serial, len(fleet.Badges), plan.PunchesPerMinute, fleet.Server)
+	done := make(chan struct{})
+	go func() {
+		fleet.Run(ctx)
+		close(done)
+	}()
+	report := func() {
+		t := fleet.Totals()
+		fmt.Fprintf(stdout, "%s punches %d, acknowledged %d, resent %d, uploads %d, heartbeats %d, commands %d, failed requests %d\n",
+			time.Now().Format("15:04:05"), t.Punches, t.Uploaded, t.Resent, t.Uploads, t.Heartbeats, t.Commands, t.Failures)
+	}
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			report()
+			return nil
+		case <-tick.C:
+			report()
+		}
+	}
 }

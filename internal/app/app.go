@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/punchconnect/punchconnect/internal/adms"
 	"github.com/punchconnect/punchconnect/internal/config"
 	"github.com/punchconnect/punchconnect/internal/httpapi"
 	"github.com/punchconnect/punchconnect/internal/store"
@@ -62,13 +63,16 @@ type Main struct {
 	Store *store.Store
 	// URL is the base URL the server answers on, once Run returns.
 	URL string
+	// DeviceURL is the base URL of the device listener (--device-addr), if any.
+	DeviceURL string
 
-	server      *http.Server
-	listener    net.Listener
-	serveDone   chan struct{}
-	serveResult error
-	stop        context.CancelFunc
-	wg          sync.WaitGroup
+	server       *http.Server
+	deviceServer *http.Server
+	listener     net.Listener
+	serveDone    chan struct{}
+	serveResult  error
+	stop         context.CancelFunc
+	wg           sync.WaitGroup
 }
 
 // NewLogger builds the process logger from the config.
@@ -128,15 +132,60 @@ func (m *Main) Run(ctx context.Context) error {
 	for name, db := range s.Pools() {
 		reg.MustRegister(collectors.NewDBStatsCollector(db, name))
 	}
-	api, err := httpapi.New(httpapi.Config{
-		Store: s, Logger: m.Logger, PublicURL: publicURL, Version: VersionString(), Now: m.Now,
-		RateLimitPerDevice: m.Config.RateLimitPerDevice, RequestTimeout: m.Config.RequestTimeout, Registry: reg,
+	proxies, err := m.Config.Proxies()
+	if err != nil {
+		return err
+	}
+	gateway, err := adms.New(adms.Config{
+		Store: s, Logger: m.Logger, Now: m.Now, PollInterval: m.Config.DevicePollInterval,
+		TrustedProxies: proxies, HeldTotal: m.Config.HeldUploadsMax, Registry: reg,
 	})
 	if err != nil {
 		return err
 	}
-	m.server = &http.Server{
-		Handler:           api,
+	api, err := httpapi.New(httpapi.Config{
+		Store: s, Logger: m.Logger, PublicURL: publicURL, Version: VersionString(), Now: m.Now,
+		RateLimitPerDevice: m.Config.RateLimitPerDevice, RequestTimeout: m.Config.RequestTimeout, Registry: reg,
+		Devices: gateway, Held: gateway, Records: gateway.RecordsCounter(),
+	})
+	if err != nil {
+		return err
+	}
+	m.server = m.newServer(api)
+	m.serveDone = make(chan struct{})
+	go func() {
+		m.serveResult = m.server.Serve(m.listener)
+		close(m.serveDone)
+	}()
+	if m.Config.DeviceAddr != "" {
+		l, err := net.Listen("tcp", m.Config.DeviceAddr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", m.Config.DeviceAddr, err)
+		}
+		m.DeviceURL = config.DefaultPublicURL(l.Addr())
+		m.deviceServer = m.newServer(api.DeviceHandler())
+		go func() {
+			if err := m.deviceServer.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				m.Logger.Error("device listener stopped", "err", err)
+			}
+		}()
+	}
+
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	m.stop = stop
+	m.wg.Go(func() { m.sweep(bg) })
+	m.wg.Go(func() { m.watchOffline(bg) })
+
+	m.Logger.Info("serving", "url", m.URL, "public_url", publicURL, "device_url", m.DeviceURL,
+		"database", s.Dialect().String(), "version", VersionString())
+	return nil
+}
+
+// newServer is an HTTP server with the timeouts every listener uses. Device
+// uploads of large backlogs over slow links get minutes to arrive.
+func (m *Main) newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      2 * time.Minute,
@@ -144,18 +193,29 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
-	m.serveDone = make(chan struct{})
-	go func() {
-		m.serveResult = m.server.Serve(m.listener)
-		close(m.serveDone)
-	}()
+}
 
-	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	m.stop = stop
-	m.wg.Go(func() { m.sweep(bg) })
+// offlineCheckEvery is how often devices silent for too long are marked offline.
+const offlineCheckEvery = 5 * time.Second
 
-	m.Logger.Info("serving", "url", m.URL, "public_url", publicURL, "database", s.Dialect().String(), "version", VersionString())
-	return nil
+// watchOffline marks devices offline after --device-offline-after without
+// contact, each with its device.status event. The change happens once per
+// device however many nodes watch.
+func (m *Main) watchOffline(ctx context.Context) {
+	t := time.NewTicker(offlineCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := adms.MarkOffline(ctx, m.Store, m.Now().Add(-m.Config.OfflineAfter())); err != nil {
+			m.Logger.Warn("offline check", "err", err)
+		} else if n > 0 {
+			m.Logger.Info("devices went offline", "count", n)
+		}
+	}
 }
 
 // bootstrap makes the first account of an empty store and prints its key once.
@@ -204,6 +264,11 @@ func (m *Main) Done() <-chan struct{} { return m.serveDone }
 // transaction, so whatever is cut short is rolled back, never half-written.
 func (m *Main) Close(ctx context.Context) error {
 	var errs []error
+	if m.deviceServer != nil {
+		if err := m.deviceServer.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shutdown device listener: %w", err))
+		}
+	}
 	if m.server != nil {
 		if err := m.server.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shutdown: %w", err))

@@ -38,6 +38,8 @@ const (
 	CodeIdempotencyKeyReused     Code = "idempotency_key_reused"
 	CodeIdempotencyKeyInProgress Code = "idempotency_key_in_progress"
 	CodeInvalidIdempotencyKey    Code = "invalid_idempotency_key"
+	CodeNotReleasable            Code = "not_releasable"
+	CodeBadgeNotRegistered       Code = "badge_not_registered"
 	CodeInternalError            Code = "internal_error"
 	CodeServiceUnavailable       Code = "service_unavailable"
 )
@@ -50,7 +52,7 @@ var Codes = []Code{
 	CodeBadgeNumberTaken, CodeExternalIDTaken, CodeResourceNotFound, CodeRouteNotFound,
 	CodeMethodNotAllowed, CodeMissingAPIKey, CodeInvalidAPIKey, CodeRateLimited,
 	CodeIdempotencyKeyReused, CodeIdempotencyKeyInProgress, CodeInvalidIdempotencyKey,
-	CodeInternalError, CodeServiceUnavailable,
+	CodeNotReleasable, CodeBadgeNotRegistered, CodeInternalError, CodeServiceUnavailable,
 }
 
 // Error is a failure the client can act on: a code, a sentence that says what

@@ -1,13 +1,31 @@
 package attendance
 
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
 // DeviceInput is a create or update of a device. Only Set fields change.
 type DeviceInput struct {
-	SerialNumber  Field[string]
-	Name          Field[string]
-	Site          Field[string]
-	Timezone      Field[string]
-	DirectionMode Field[*DirectionMode] // Set with nil: follow the account setting
+	SerialNumber       Field[string]
+	Name               Field[string]
+	Site               Field[string]
+	Timezone           Field[string]
+	DirectionMode      Field[*DirectionMode] // Set with nil: follow the account setting
+	VerifyCodes        Field[string]
+	TimezoneFormat     Field[string]
+	DedupWindowSeconds Field[*int] // Set with nil: follow the account setting
+	AllowedCIDRs       Field[[]string]
+	CommKey            Field[*string] // Set with nil: no key
 }
+
+// Limits of the device access settings.
+const (
+	MaxAllowedCIDRs  = 50
+	MaxCommKeyLength = 64
+)
 
 // Validate checks and normalizes the input. On create, serial_number is required.
 func (in *DeviceInput) Validate(create bool) error {
@@ -41,7 +59,53 @@ func (in *DeviceInput) Validate(create bool) error {
 			return err
 		}
 	}
+	if in.VerifyCodes.Set && in.VerifyCodes.Value != string(VerifyStandard) && in.VerifyCodes.Value != string(VerifyLegacy) {
+		return Errorf(CodeInvalidParameter, "verify_codes", "verify_codes must be \"standard\" (newer ZKTeco firmware: 1 fingerprint, 4 card, 15 face) or \"legacy\" (older and USA firmware: 0 password, 1 fingerprint, 2 card).")
+	}
+	if in.TimezoneFormat.Set && in.TimezoneFormat.Value != string(TimezoneHours) && in.TimezoneFormat.Value != string(TimezoneHHMM) {
+		return Errorf(CodeInvalidParameter, "timezone_format", "timezone_format must be \"hours\" (TimeZone=8, or minutes such as 330 for +05:30) or \"hh:mm\" (TimeZone=+05:30, ZKTeco USA firmware).")
+	}
+	if in.DedupWindowSeconds.Set && in.DedupWindowSeconds.Value != nil {
+		if v := *in.DedupWindowSeconds.Value; v < 0 || v > MaxDedupWindowSeconds {
+			return Errorf(CodeInvalidParameter, "dedup_window_seconds", "dedup_window_seconds must be between 0 (off) and %d, or null to follow the account setting.", MaxDedupWindowSeconds)
+		}
+	}
+	if in.AllowedCIDRs.Set {
+		cidrs, err := NormalizeCIDRs("allowed_source_cidrs", in.AllowedCIDRs.Value)
+		if err != nil {
+			return err
+		}
+		in.AllowedCIDRs.Value = cidrs
+	}
+	if in.CommKey.Set && in.CommKey.Value != nil {
+		k := *in.CommKey.Value
+		if k == "" || len(k) > MaxCommKeyLength || strings.IndexFunc(k, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+			return Errorf(CodeInvalidParameter, "comm_key", "comm_key must be 1 to %d printable characters without spaces, as set on the device (PushComKey); null removes it.", MaxCommKeyLength)
+		}
+	}
 	return nil
+}
+
+// NormalizeCIDRs validates source-address ranges ("10.0.0.0/8", or a single
+// address) and returns them in canonical form.
+func NormalizeCIDRs(param string, in []string) ([]string, error) {
+	if len(in) > MaxAllowedCIDRs {
+		return nil, Errorf(CodeInvalidParameter, param, "%s holds at most %d ranges.", param, MaxAllowedCIDRs)
+	}
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		s = strings.TrimSpace(s)
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked().String())
+			continue
+		}
+		if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()).String())
+			continue
+		}
+		return nil, Errorf(CodeInvalidParameter, param, "%q is not an address range such as \"203.0.113.0/24\" or an address such as \"203.0.113.7\".", s)
+	}
+	return out, nil
 }
 
 // Apply copies the set fields onto d.
@@ -60,6 +124,24 @@ func (in *DeviceInput) Apply(d *Device) {
 	}
 	if in.DirectionMode.Set {
 		d.DirectionMode = in.DirectionMode.Value
+	}
+	if in.VerifyCodes.Set {
+		d.VerifyCodes = VerifyCodes(in.VerifyCodes.Value)
+	}
+	if in.TimezoneFormat.Set {
+		d.TimezoneFormat = TimezoneFormat(in.TimezoneFormat.Value)
+	}
+	if in.DedupWindowSeconds.Set {
+		d.DedupWindowSeconds = in.DedupWindowSeconds.Value
+	}
+	if in.AllowedCIDRs.Set {
+		d.AllowedCIDRs = in.AllowedCIDRs.Value
+	}
+	if in.CommKey.Set {
+		d.CommKey = ""
+		if in.CommKey.Value != nil {
+			d.CommKey = *in.CommKey.Value
+		}
 	}
 }
 
@@ -151,10 +233,13 @@ func (in *EmployeeInput) Apply(e *Employee) {
 
 // SettingsInput is an update of the account settings.
 type SettingsInput struct {
-	Timezone           Field[string]
-	DirectionMode      Field[string]
-	DayStart           Field[string]
-	DedupWindowSeconds Field[int]
+	Timezone            Field[string]
+	DirectionMode       Field[string]
+	DayStart            Field[string]
+	DedupWindowSeconds  Field[int]
+	EarliestPunchDate   Field[string]
+	MaxPunchAgeDays     Field[int]
+	MaxPunchFutureHours Field[int]
 }
 
 // ApplyTo validates the input and applies it to s.
@@ -186,5 +271,29 @@ func (in *SettingsInput) ApplyTo(s *Settings) error {
 		}
 		s.DedupWindowSeconds = v
 	}
+	if in.EarliestPunchDate.Set {
+		d, err := time.Parse(time.DateOnly, in.EarliestPunchDate.Value)
+		if err != nil || d.Year() < 1970 {
+			return Errorf(CodeInvalidParameter, "earliest_punch_date", "earliest_punch_date must be a date such as \"2000-01-02\", after 1970.")
+		}
+		s.EarliestPunchDate = DateInt(d)
+	}
+	if in.MaxPunchAgeDays.Set {
+		if v := in.MaxPunchAgeDays.Value; v < 1 || v > 3650 {
+			return Errorf(CodeInvalidParameter, "max_punch_age_days", "max_punch_age_days must be between 1 and 3650.")
+		}
+		s.MaxPunchAgeDays = in.MaxPunchAgeDays.Value
+	}
+	if in.MaxPunchFutureHours.Set {
+		if v := in.MaxPunchFutureHours.Value; v < 1 || v > 8760 {
+			return Errorf(CodeInvalidParameter, "max_punch_future_hours", "max_punch_future_hours must be between 1 and 8760.")
+		}
+		s.MaxPunchFutureHours = in.MaxPunchFutureHours.Value
+	}
 	return nil
+}
+
+// FormatDateInt renders a YYYYMMDD date as "YYYY-MM-DD".
+func FormatDateInt(d int) string {
+	return fmt.Sprintf("%04d-%02d-%02d", d/10000, d/100%100, d%100)
 }

@@ -43,22 +43,34 @@ type Settings struct {
 	DirectionMode      DirectionMode
 	DayStartMinutes    int // minutes after local midnight at which the attendance day starts
 	DedupWindowSeconds int
+	// Bad-time rules: punches before EarliestPunchDate (YYYYMMDD), more than
+	// MaxPunchAgeDays before receipt, or more than MaxPunchFutureHours after
+	// it are held back.
+	EarliestPunchDate   int
+	MaxPunchAgeDays     int
+	MaxPunchFutureHours int
 }
 
 // Defaults for new accounts.
 const (
-	DefaultTimezone           = "UTC"
-	DefaultDirectionMode      = DirectionFirstInLastOut
-	DefaultDedupWindowSeconds = 60
-	MaxDedupWindowSeconds     = 3600
+	DefaultTimezone            = "UTC"
+	DefaultDirectionMode       = DirectionFirstInLastOut
+	DefaultDedupWindowSeconds  = 60
+	MaxDedupWindowSeconds      = 3600
+	DefaultEarliestPunchDate   = 20000102
+	DefaultMaxPunchAgeDays     = 400
+	DefaultMaxPunchFutureHours = 24
 )
 
 // DefaultSettings are the settings of a new account.
 func DefaultSettings() Settings {
 	return Settings{
-		Timezone:           DefaultTimezone,
-		DirectionMode:      DefaultDirectionMode,
-		DedupWindowSeconds: DefaultDedupWindowSeconds,
+		Timezone:            DefaultTimezone,
+		DirectionMode:       DefaultDirectionMode,
+		DedupWindowSeconds:  DefaultDedupWindowSeconds,
+		EarliestPunchDate:   DefaultEarliestPunchDate,
+		MaxPunchAgeDays:     DefaultMaxPunchAgeDays,
+		MaxPunchFutureHours: DefaultMaxPunchFutureHours,
 	}
 }
 
@@ -78,6 +90,57 @@ type Device struct {
 	Firmware           string
 	CreatedAt          time.Time
 	UpdatedAt          time.Time
+
+	// Settings of ingest for this device.
+	VerifyCodes        VerifyCodes
+	TimezoneFormat     TimezoneFormat
+	DedupWindowSeconds *int     // nil: the account's setting applies
+	AllowedCIDRs       []string // empty: any source address
+	CommKey            string   // "": no key required
+
+	// What the gateway has learned.
+	Protocol        string // "", "attendance" or "security" (ZKTeco PUSH 2.x / 3.x)
+	PushVersion     string
+	Language        string
+	IPAddress       string
+	CompleteThrough time.Time // records up to here are known to be uploaded
+	Counts          DeviceCounts
+
+	// Gateway bookkeeping, not shown.
+	RegistryCode    string
+	TZOffsetSent    *int // minutes east of UTC last sent as TimeZone
+	TZCheckAt       time.Time
+	ClockSamples    []float64
+	LastHeartbeatAt time.Time
+	OnlineSince     time.Time // start of the current stretch online
+	LastBacklogAt   time.Time
+	LogWarned       bool
+	Stamps          map[string]string
+}
+
+// DeviceCounts are what a device reports of its memory; nil until reported.
+type DeviceCounts struct {
+	Users        *int
+	Fingerprints *int
+	Faces        *int
+	Logs         *int
+	LogCapacity  *int
+}
+
+// DedupWindow is the duplicate window that applies to punches of d.
+func (d *Device) DedupWindow(s Settings) time.Duration {
+	if d.DedupWindowSeconds != nil {
+		return time.Duration(*d.DedupWindowSeconds) * time.Second
+	}
+	return time.Duration(s.DedupWindowSeconds) * time.Second
+}
+
+// Direction is the direction mode that applies to punches of d.
+func (d *Device) Direction(s Settings) DirectionMode {
+	if d.DirectionMode != nil {
+		return *d.DirectionMode
+	}
+	return s.DirectionMode
 }
 
 // Employee is a person who punches. BadgeNumber is the PIN the devices know,

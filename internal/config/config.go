@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/punchconnect/punchconnect/internal/adms"
 	"github.com/punchconnect/punchconnect/internal/httpapi"
 	"github.com/punchconnect/punchconnect/internal/store"
 )
@@ -31,6 +33,40 @@ type Config struct {
 	RateLimitPerDevice int
 	BootstrapName      string
 	BootstrapEmail     string
+
+	DeviceAddr         string
+	DevicePollInterval time.Duration
+	DeviceOfflineAfter time.Duration // 0: 3× the poll interval, at least 90 s
+	TrustedProxies     string        // comma-separated CIDRs whose X-Forwarded-For is believed
+	HeldUploadsMax     int64         // bytes kept for serials no account has registered
+}
+
+// OfflineAfter is how long without contact makes a device offline.
+func (c *Config) OfflineAfter() time.Duration {
+	if c.DeviceOfflineAfter > 0 {
+		return c.DeviceOfflineAfter
+	}
+	return max(3*c.DevicePollInterval, 90*time.Second)
+}
+
+// Proxies parses TrustedProxies.
+func (c *Config) Proxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range strings.Split(c.TrustedProxies, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("--trusted-proxies: %q is not a CIDR such as 10.0.0.0/8", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // Default returns the zero-configuration settings.
@@ -45,6 +81,8 @@ func Default() Config {
 		RequestTimeout:     httpapi.DefaultRequestTimeout,
 		RateLimitPerDevice: httpapi.DefaultRateLimitPerDevice,
 		BootstrapName:      "Default",
+		DevicePollInterval: adms.DefaultPollInterval,
+		HeldUploadsMax:     adms.DefaultHeldTotal,
 	}
 }
 
@@ -66,6 +104,11 @@ func (c *Config) ServeFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.RateLimitPerDevice, "rate-limit-per-device", c.RateLimitPerDevice, "daily REST calls per registered device (and the minimum per account)")
 	fs.StringVar(&c.BootstrapName, "bootstrap-name", c.BootstrapName, "name of the account made on first start with an empty store")
 	fs.StringVar(&c.BootstrapEmail, "bootstrap-email", c.BootstrapEmail, "e-mail of the account made on first start (receives failure e-mails)")
+	fs.StringVar(&c.DeviceAddr, "device-addr", c.DeviceAddr, "optional second listen address serving only the device gateway (/iclock/*)")
+	fs.DurationVar(&c.DevicePollInterval, "device-poll-interval", c.DevicePollInterval, "how often devices are told to poll (Delay): the heartbeat and command latency")
+	fs.DurationVar(&c.DeviceOfflineAfter, "device-offline-after", c.DeviceOfflineAfter, "silence after which a device is offline (default 3× the poll interval, at least 90s)")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs of reverse proxies whose X-Forwarded-For gives the device address")
+	fs.Int64Var(&c.HeldUploadsMax, "held-uploads-max-bytes", c.HeldUploadsMax, "space for uploads of serials no account has registered yet")
 }
 
 // Validate checks values flags cannot check themselves.
@@ -85,6 +128,15 @@ func (c *Config) Validate() error {
 	}
 	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
 		return fmt.Errorf("--public-url %q: want an http:// or https:// URL", c.PublicURL)
+	}
+	if c.DevicePollInterval < time.Second || c.DevicePollInterval > 10*time.Minute {
+		return fmt.Errorf("--device-poll-interval must be between 1s and 10m")
+	}
+	if c.DeviceOfflineAfter < 0 {
+		return fmt.Errorf("--device-offline-after must not be negative")
+	}
+	if _, err := c.Proxies(); err != nil {
+		return err
 	}
 	return nil
 }

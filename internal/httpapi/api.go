@@ -37,11 +37,16 @@ type apiHandler func(c *call) error
 
 type routeOptions struct {
 	bodyLimit int64
+	// unmetered routes carry device traffic: they are not rate limited and
+	// do not count, but still show the account's usage.
+	unmetered bool
 }
 
 type routeOption func(*routeOptions)
 
 func bodyLimit(n int64) routeOption { return func(o *routeOptions) { o.bodyLimit = n } }
+
+func unmetered() routeOption { return func(o *routeOptions) { o.unmetered = true } }
 
 // api registers an authenticated, rate-limited, idempotent /v1 route.
 func (s *Server) api(pattern string, h apiHandler, opts ...routeOption) {
@@ -54,7 +59,7 @@ func (s *Server) api(pattern string, h apiHandler, opts ...routeOption) {
 		ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
 		defer cancel()
 		r = r.WithContext(ctx)
-		acct, err := s.admit(w, r)
+		acct, err := s.admit(w, r, !ro.unmetered)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -94,13 +99,13 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 
 // admit authenticates a /v1 call and counts it against the account's rate
 // limit, setting the X-RateLimit-* headers.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request) (attendance.Account, error) {
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, metered bool) (attendance.Account, error) {
 	acct, err := s.authenticate(r)
 	if err != nil {
 		return acct, err
 	}
 	infoOf(r.Context()).accountID = acct.ID
-	return acct, s.rateLimit(w, r, acct)
+	return acct, s.rateLimit(w, r, acct, metered)
 }
 
 // authenticate finds the account of the request's bearer key.
@@ -126,8 +131,9 @@ func (s *Server) authenticate(r *http.Request) (attendance.Account, error) {
 
 // rateLimit counts the call against the account's daily allowance (PRODUCT.md
 // §3, §8): per-device allowance × registered devices, at least the
-// allowance, per UTC day. Every authenticated call counts, whatever its status.
-func (s *Server) rateLimit(w http.ResponseWriter, r *http.Request, acct attendance.Account) error {
+// allowance, per UTC day. Every authenticated call counts, whatever its
+// status — except device traffic (metered false), which only reads the count.
+func (s *Server) rateLimit(w http.ResponseWriter, r *http.Request, acct attendance.Account, metered bool) error {
 	now := s.now().UTC()
 	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	reset := day.AddDate(0, 0, 1)
@@ -136,7 +142,12 @@ func (s *Server) rateLimit(w http.ResponseWriter, r *http.Request, acct attendan
 		return err
 	}
 	limit := max(s.perDevice, s.perDevice*devices)
-	count, err := s.store.CountRequest(r.Context(), acct.ID, day)
+	var count int
+	if metered {
+		count, err = s.store.CountRequest(r.Context(), acct.ID, day)
+	} else {
+		count, err = s.store.RequestCount(r.Context(), acct.ID, day)
+	}
 	if err != nil {
 		return err
 	}
@@ -144,7 +155,7 @@ func (s *Server) rateLimit(w http.ResponseWriter, r *http.Request, acct attendan
 	h.Set("X-RateLimit-Limit", strconv.Itoa(limit))
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(0, limit-count)))
 	h.Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
-	if count <= limit {
+	if count <= limit || !metered {
 		return nil
 	}
 	wait := int(math.Ceil(reset.Sub(now).Seconds()))

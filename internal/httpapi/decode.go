@@ -152,6 +152,62 @@ func (o *object) integer(name string, f *attendance.Field[int]) {
 	*f = attendance.Some(int(n))
 }
 
+// nullableInt reads a whole-number field where null clears the value.
+func (o *object) nullableInt(name string, f *attendance.Field[*int]) {
+	raw, ok := o.take(name)
+	if !ok {
+		return
+	}
+	if isNull(raw) {
+		*f = attendance.Some[*int](nil)
+		return
+	}
+	n, err := strconv.ParseInt(string(bytes.TrimSpace(raw)), 10, 32)
+	if err != nil {
+		o.typeError(name, "a whole number or null", "")
+		return
+	}
+	v := int(n)
+	*f = attendance.Some(&v)
+}
+
+// stringList reads an array of strings; null is the empty list.
+func (o *object) stringList(name string, f *attendance.Field[[]string]) {
+	raw, ok := o.take(name)
+	if !ok {
+		return
+	}
+	var v []string
+	if !isNull(raw) {
+		if err := json.Unmarshal(raw, &v); err != nil {
+			o.typeError(name, `an array of strings, such as ["203.0.113.0/24"]`, "")
+			return
+		}
+	}
+	if v == nil {
+		v = []string{}
+	}
+	*f = attendance.Some(v)
+}
+
+// nullableFloat reads a number field where null clears the value.
+func (o *object) nullableFloat(name string, f *attendance.Field[*float64]) {
+	raw, ok := o.take(name)
+	if !ok {
+		return
+	}
+	if isNull(raw) {
+		*f = attendance.Some[*float64](nil)
+		return
+	}
+	var v float64
+	if err := json.Unmarshal(raw, &v); err != nil {
+		o.typeError(name, "a number or null", "")
+		return
+	}
+	*f = attendance.Some(&v)
+}
+
 // stringMap reads an object of string values (metadata).
 func (o *object) stringMap(name string, f *attendance.Field[map[string]string]) {
 	raw, ok := o.take(name)

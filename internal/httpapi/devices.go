@@ -15,7 +15,8 @@ var deviceList = listSpec{
 }
 
 // deviceReadOnly are the device fields the server maintains.
-var deviceReadOnly = []string{"id", "object", "status", "last_seen_at", "clock_offset_seconds", "firmware", "created_at", "updated_at"}
+var deviceReadOnly = []string{"id", "object", "status", "last_seen_at", "clock_offset_seconds", "firmware", "complete_through",
+	"protocol", "push_version", "ip_address", "counts", "comm_key_set", "created_at", "updated_at"}
 
 // decodeDevice reads a device create or update body.
 func decodeDevice(body []byte, create bool) (attendance.DeviceInput, error) {
@@ -37,6 +38,11 @@ func decodeDevice(body []byte, create bool) (attendance.DeviceInput, error) {
 			in.DirectionMode.Value = &m
 		}
 	}
+	o.str("verify_codes", &in.VerifyCodes)
+	o.str("timezone_format", &in.TimezoneFormat)
+	o.nullableInt("dedup_window_seconds", &in.DedupWindowSeconds)
+	o.stringList("allowed_source_cidrs", &in.AllowedCIDRs)
+	o.nullableStr("comm_key", &in.CommKey)
 	o.readOnly(deviceReadOnly...)
 	if err := o.done(); err != nil {
 		return in, err
@@ -51,7 +57,10 @@ func (s *Server) createDevice(c *call) error {
 	}
 	return s.mutate(c, http.StatusCreated, func(tx *store.Tx) (any, error) {
 		d, err := tx.CreateDevice(c.ctx(), c.acct.ID, in)
-		return one[deviceView]{viewDevice(d)}, err
+		if err != nil {
+			return nil, err
+		}
+		return one[deviceView]{viewDevice(d)}, s.replayHeld(c, tx, d)
 	})
 }
 
@@ -100,6 +109,12 @@ func (s *Server) updateDevice(c *call) error {
 	}
 	return s.mutate(c, http.StatusOK, func(tx *store.Tx) (any, error) {
 		d, err := tx.UpdateDevice(c.ctx(), c.acct.ID, devID, in)
+		if err != nil {
+			return nil, err
+		}
+		if in.SerialNumber.Set {
+			err = s.replayHeld(c, tx, d)
+		}
 		return one[deviceView]{viewDevice(d)}, err
 	})
 }
@@ -112,4 +127,38 @@ func (s *Server) deleteDevice(c *call) error {
 	return s.mutate(c, http.StatusOK, func(tx *store.Tx) (any, error) {
 		return one[deletedView]{deletedView{ID: devID, Object: "device", Deleted: true}}, tx.DeleteDevice(c.ctx(), c.acct.ID, devID)
 	})
+}
+
+// replayHeld processes, in the registering transaction, what the device
+// uploaded before any account had registered its serial.
+func (s *Server) replayHeld(c *call, tx *store.Tx, d attendance.Device) error {
+	if s.held == nil {
+		return nil
+	}
+	n, err := s.held.ReplayHeld(c.ctx(), tx, d)
+	if n > 0 {
+		s.log.InfoContext(c.ctx(), "processed uploads held for a newly registered serial", "device_id", d.ID, "uploads", n)
+	}
+	return err
+}
+
+var deviceUserList = listSpec{sorts: store.DeviceUserSorts}
+
+func (s *Server) listDeviceUsers(c *call) error {
+	devID, err := pathID(c, id.Device, "device")
+	if err != nil {
+		return err
+	}
+	lr, err := parseList(c.r.URL.Query(), deviceUserList)
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.Device(c.ctx(), c.acct.ID, devID); err != nil {
+		return err
+	}
+	page, err := s.store.ListDeviceUsers(c.ctx(), c.acct.ID, devID, lr.params)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, listOf(lr, page, viewDeviceUser))
 }

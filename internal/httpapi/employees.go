@@ -7,6 +7,7 @@ import (
 
 	"github.com/punchconnect/punchconnect/internal/attendance"
 	"github.com/punchconnect/punchconnect/internal/id"
+	"github.com/punchconnect/punchconnect/internal/ingest"
 	"github.com/punchconnect/punchconnect/internal/store"
 )
 
@@ -50,7 +51,10 @@ func (s *Server) createEmployee(c *call) error {
 	}
 	return s.mutate(c, http.StatusCreated, func(tx *store.Tx) (any, error) {
 		e, err := tx.CreateEmployee(c.ctx(), c.acct.ID, in)
-		return one[employeeView]{viewEmployee(e)}, err
+		if err != nil {
+			return nil, err
+		}
+		return one[employeeView]{viewEmployee(e)}, s.releaseHeld(c, tx, []string{e.BadgeNumber})
 	})
 }
 
@@ -89,6 +93,12 @@ func (s *Server) updateEmployee(c *call) error {
 	}
 	return s.mutate(c, http.StatusOK, func(tx *store.Tx) (any, error) {
 		e, err := tx.UpdateEmployee(c.ctx(), c.acct.ID, empID, in)
+		if err != nil {
+			return nil, err
+		}
+		if in.BadgeNumber.Set {
+			err = s.releaseHeld(c, tx, []string{e.BadgeNumber})
+		}
 		return one[employeeView]{viewEmployee(e)}, err
 	})
 }
@@ -179,6 +189,15 @@ func (s *Server) batchEmployees(c *call) error {
 				item.Employee = &v
 			}
 		}
+		var badges []string
+		for _, r := range results {
+			if r.Err == nil && r.Created {
+				badges = append(badges, r.Employee.BadgeNumber)
+			}
+		}
+		if err := s.releaseHeld(c, tx, badges); err != nil {
+			return nil, err
+		}
 		for _, item := range out.Data {
 			switch item.Status {
 			case "created":
@@ -220,4 +239,14 @@ func (s *Server) itemError(err error) *errorBody {
 	}
 	_, body := s.errorObject(e, "")
 	return &body
+}
+
+// releaseHeld delivers the punches held back because these badges were not
+// registered, now that they are — in the registering transaction.
+func (s *Server) releaseHeld(c *call, tx *store.Tx, badges []string) error {
+	n, err := ingest.ReleaseBadges(c.ctx(), tx, c.acct.ID, badges)
+	if n > 0 {
+		s.log.InfoContext(c.ctx(), "released punches held for newly registered badges", "account_id", c.acct.ID, "punches", n)
+	}
+	return err
 }

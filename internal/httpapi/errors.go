@@ -47,6 +47,8 @@ var errorClasses = map[attendance.Code]errorClass{
 	attendance.CodeIdempotencyKeyReused:     {http.StatusUnprocessableEntity, typeIdempotency},
 	attendance.CodeIdempotencyKeyInProgress: {http.StatusConflict, typeIdempotency},
 	attendance.CodeInvalidIdempotencyKey:    {http.StatusBadRequest, typeIdempotency},
+	attendance.CodeNotReleasable:            {http.StatusConflict, typeInvalidRequest},
+	attendance.CodeBadgeNotRegistered:       {http.StatusConflict, typeInvalidRequest},
 	attendance.CodeInternalError:            {http.StatusInternalServerError, typeAPI},
 	attendance.CodeServiceUnavailable:       {http.StatusServiceUnavailable, typeAPI},
 }

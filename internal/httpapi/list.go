@@ -30,6 +30,9 @@ type listSpec struct {
 	filters []store.Column
 	// enums restricts some text filters to a set of values.
 	enums map[string][]string
+	// params are further query parameters the handler reads itself (ranges,
+	// filters that are not a column); they are bound into cursors too.
+	params []string
 }
 
 // listRequest is a parsed list query.
@@ -69,7 +72,7 @@ func parseList(q url.Values, spec listSpec) (listRequest, error) {
 	names := slices.Sorted(maps.Keys(q))
 	for _, name := range names {
 		vals := q[name]
-		known := name == "page" || name == "per_page" || name == "cursor" || name == "sort" ||
+		known := name == "page" || name == "per_page" || name == "cursor" || name == "sort" || slices.Contains(spec.params, name) ||
 			slices.ContainsFunc(spec.filters, func(c store.Column) bool { return c.Name == name })
 		if !known {
 			return lr, attendance.Errorf(attendance.CodeUnknownParameter, name, "Unknown query parameter %q. This list accepts page, per_page, cursor, sort and the filters %s.", name, filterNames(spec))
@@ -102,6 +105,14 @@ func parseList(q url.Values, spec listSpec) (listRequest, error) {
 		}
 		lr.params.Filters = append(lr.params.Filters, store.Filter{Column: col, Value: val})
 		filterPairs = append(filterPairs, col.Name+"="+raw)
+	}
+	for _, name := range spec.params {
+		if q.Has(name) {
+			if v := q.Get(name); len(v) > maxFilterLength {
+				return lr, invalidParam(name, "%s must be at most %d characters.", name, maxFilterLength)
+			}
+			filterPairs = append(filterPairs, name+"="+q.Get(name))
+		}
 	}
 	slices.Sort(filterPairs)
 	sum := sha256.Sum256([]byte(strings.Join(filterPairs, "&")))
@@ -171,12 +182,13 @@ func parseFilter(col store.Column, raw string, enum []string) (any, error) {
 }
 
 func filterNames(spec listSpec) string {
-	if len(spec.filters) == 0 {
-		return "(none)"
+	var names []string
+	for _, c := range spec.filters {
+		names = append(names, c.Name)
 	}
-	names := make([]string, len(spec.filters))
-	for i, c := range spec.filters {
-		names[i] = c.Name
+	names = append(names, spec.params...)
+	if len(names) == 0 {
+		return "(none)"
 	}
 	return strings.Join(names, ", ")
 }

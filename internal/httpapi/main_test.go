@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
+	"github.com/punchconnect/punchconnect/internal/adms"
 	"github.com/punchconnect/punchconnect/internal/apitest"
 	"github.com/punchconnect/punchconnect/internal/attendance"
 	"github.com/punchconnect/punchconnect/internal/store"
@@ -50,7 +52,12 @@ func startServer(t testing.TB, s *store.Store, clock *storetest.Clock, opts ...e
 		t.Fatal(err)
 	}
 	url := "http://" + l.Addr().String()
-	cfg := Config{Store: s, PublicURL: url, Version: "test", Now: clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	gw, err := adms.New(adms.Config{Store: s, Logger: logger, Now: clock.Now, PollInterval: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Store: s, PublicURL: url, Version: "test", Now: clock.Now, Logger: logger, Devices: gw, Held: gw, Records: gw.RecordsCounter()}
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -27,6 +27,7 @@ const (
 	DefaultRequestTimeout     = 60 * time.Second
 	defaultBodyLimit          = 1 << 20  // 1 MiB: any single object
 	batchBodyLimit            = 16 << 20 // 16 MiB: 5,000 employees with room to spare
+	punchesBodyLimit          = 4 << 20  // 4 MiB: 1,000 punches with room to spare
 )
 
 // Config wires a Server.
@@ -44,6 +45,18 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
+	// Devices serves /iclock/* (the ZKTeco PUSH gateway); nil: no device routes.
+	Devices http.Handler
+	// Held processes the uploads held for a serial when a device registers it.
+	Held HeldReplayer
+	// Records counts punch records by outcome; shared with the gateway.
+	Records *prometheus.CounterVec
+}
+
+// HeldReplayer processes the uploads of a serial received before any
+// account registered it.
+type HeldReplayer interface {
+	ReplayHeld(ctx context.Context, tx *store.Tx, d attendance.Device) (int, error)
 }
 
 // Server is the HTTP handler of the whole API.
@@ -60,6 +73,8 @@ type Server struct {
 	openapiJSON    []byte
 	errorsHTML     []byte
 	apiRoutes      []string
+	held           HeldReplayer
+	records        *prometheus.CounterVec
 }
 
 // New builds a Server and its routes.
@@ -82,7 +97,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		store: cfg.Store, log: cfg.Logger, publicURL: strings.TrimRight(cfg.PublicURL, "/"), version: cfg.Version,
 		now: cfg.Now, perDevice: cfg.RateLimitPerDevice, requestTimeout: cfg.RequestTimeout,
-		mux: http.NewServeMux(),
+		mux: http.NewServeMux(), held: cfg.Held, records: cfg.Records,
 	}
 	var err error
 	if s.metrics, err = newHTTPMetrics(cfg.Registry); err != nil {
@@ -95,6 +110,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.routes(cfg.Registry)
+	if cfg.Devices != nil {
+		s.mux.Handle("/iclock/", cfg.Devices)
+	}
 	return s, nil
 }
 
@@ -117,8 +135,17 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	s.api("PATCH /v1/employees/{id}", s.updateEmployee)
 	s.api("DELETE /v1/employees/{id}", s.deleteEmployee)
 
+	s.api("GET /v1/devices/{id}/users", s.listDeviceUsers)
+
 	s.api("GET /v1/settings", s.getSettings)
 	s.api("PATCH /v1/settings", s.updateSettings)
+
+	s.api("GET /v1/attendance", s.listAttendance)
+	s.api("GET /v1/attendance/rejected", s.listRejected)
+	s.api("GET /v1/attendance/rejected/{id}", s.getRejected)
+	s.api("POST /v1/attendance/rejected/{id}/release", s.releaseRejected)
+	s.api("GET /v1/attendance/{id}", s.getAttendance)
+	s.api("POST /v1/punches", s.postPunches, bodyLimit(punchesBodyLimit), unmetered())
 }
 
 // Routes lists the "METHOD /path" patterns of the /v1 API, for the check
@@ -180,7 +207,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if info.accountID != "" {
 			attrs = append(attrs, slog.String("account_id", info.accountID))
 		}
-		s.log.LogAttrs(ctx, logLevelFor(sw.code()), "request", attrs...)
+		s.log.LogAttrs(ctx, logLevelFor(route, sw.code()), "request", attrs...)
 	}()
 
 	h, pattern := s.mux.Handler(r)
@@ -200,7 +227,7 @@ func (s *Server) unmatched(w http.ResponseWriter, r *http.Request, h http.Handle
 	if strings.HasPrefix(r.URL.Path, "/v1/") && probe.status != http.StatusMovedPermanently {
 		// Every /v1 path needs a key and every authenticated /v1 call counts,
 		// whatever it answers.
-		if _, err := s.admit(w, r); err != nil {
+		if _, err := s.admit(w, r, true); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -293,10 +320,26 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "database": s.store.Dialect().String(), "version": s.version})
 }
 
-// logLevelFor logs server failures louder than ordinary requests.
-func logLevelFor(status int) slog.Level {
-	if status >= 500 {
+// logLevelFor logs server failures louder than ordinary requests, and the
+// steady heartbeat of devices quieter.
+func logLevelFor(route string, status int) slog.Level {
+	switch {
+	case status >= 500:
 		return slog.LevelError
+	case route == "/iclock/" && status < 400:
+		return slog.LevelDebug
 	}
 	return slog.LevelInfo
+}
+
+// DeviceHandler serves only the device gateway, for a listener of its own
+// (--device-addr); other paths answer 404.
+func (s *Server) DeviceHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/iclock/") {
+			http.NotFound(w, r)
+			return
+		}
+		s.ServeHTTP(w, r)
+	})
 }

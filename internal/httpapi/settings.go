@@ -25,6 +25,9 @@ func (s *Server) updateSettings(c *call) error {
 	o.str("direction_mode", &in.DirectionMode)
 	o.str("day_start", &in.DayStart)
 	o.integer("dedup_window_seconds", &in.DedupWindowSeconds)
+	o.str("earliest_punch_date", &in.EarliestPunchDate)
+	o.integer("max_punch_age_days", &in.MaxPunchAgeDays)
+	o.integer("max_punch_future_hours", &in.MaxPunchFutureHours)
 	o.readOnly("object")
 	if err := o.done(); err != nil {
 		return err

@@ -4,41 +4,72 @@ import (
 	"time"
 
 	"github.com/punchconnect/punchconnect/internal/attendance"
+	"github.com/punchconnect/punchconnect/internal/event"
 )
 
 // The JSON shapes of API objects. Field names are the contract; times are
 // RFC 3339 in UTC; absent values are null, never omitted.
 
 type deviceView struct {
-	ID                 string  `json:"id"`
-	Object             string  `json:"object"`
-	SerialNumber       string  `json:"serial_number"`
-	Name               string  `json:"name"`
-	Site               string  `json:"site"`
-	Timezone           string  `json:"timezone"`
-	DirectionMode      *string `json:"direction_mode"`
-	Status             string  `json:"status"`
-	LastSeenAt         *string `json:"last_seen_at"`
-	ClockOffsetSeconds *int    `json:"clock_offset_seconds"`
-	Firmware           *string `json:"firmware"`
-	CreatedAt          string  `json:"created_at"`
-	UpdatedAt          string  `json:"updated_at"`
+	ID                 string     `json:"id"`
+	Object             string     `json:"object"`
+	SerialNumber       string     `json:"serial_number"`
+	Name               string     `json:"name"`
+	Site               string     `json:"site"`
+	Timezone           string     `json:"timezone"`
+	DirectionMode      *string    `json:"direction_mode"`
+	Status             string     `json:"status"`
+	LastSeenAt         *string    `json:"last_seen_at"`
+	ClockOffsetSeconds *int       `json:"clock_offset_seconds"`
+	Firmware           *string    `json:"firmware"`
+	CompleteThrough    *string    `json:"complete_through"`
+	Protocol           *string    `json:"protocol"`
+	PushVersion        *string    `json:"push_version"`
+	IPAddress          *string    `json:"ip_address"`
+	Counts             countsView `json:"counts"`
+	VerifyCodes        string     `json:"verify_codes"`
+	TimezoneFormat     string     `json:"timezone_format"`
+	DedupWindowSeconds *int       `json:"dedup_window_seconds"`
+	AllowedSourceCIDRs []string   `json:"allowed_source_cidrs"`
+	CommKeySet         bool       `json:"comm_key_set"`
+	CreatedAt          string     `json:"created_at"`
+	UpdatedAt          string     `json:"updated_at"`
+}
+
+type countsView struct {
+	Users        *int `json:"users"`
+	Fingerprints *int `json:"fingerprints"`
+	Faces        *int `json:"faces"`
+	Logs         *int `json:"logs"`
+	LogCapacity  *int `json:"log_capacity"`
 }
 
 func viewDevice(d attendance.Device) deviceView {
 	v := deviceView{
 		ID: d.ID, Object: "device", SerialNumber: d.SerialNumber, Name: d.Name, Site: d.Site, Timezone: d.Timezone,
 		Status: string(d.Status), LastSeenAt: optTime(d.LastSeenAt), ClockOffsetSeconds: d.ClockOffsetSeconds,
+		Firmware: optString(d.Firmware), CompleteThrough: optTime(d.CompleteThrough), Protocol: optString(d.Protocol),
+		PushVersion: optString(d.PushVersion), IPAddress: optString(d.IPAddress),
+		Counts:      countsView{Users: d.Counts.Users, Fingerprints: d.Counts.Fingerprints, Faces: d.Counts.Faces, Logs: d.Counts.Logs, LogCapacity: d.Counts.LogCapacity},
+		VerifyCodes: string(d.VerifyCodes), TimezoneFormat: string(d.TimezoneFormat), DedupWindowSeconds: d.DedupWindowSeconds,
+		AllowedSourceCIDRs: d.AllowedCIDRs, CommKeySet: d.CommKey != "",
 		CreatedAt: formatTime(d.CreatedAt), UpdatedAt: formatTime(d.UpdatedAt),
+	}
+	if v.AllowedSourceCIDRs == nil {
+		v.AllowedSourceCIDRs = []string{}
 	}
 	if d.DirectionMode != nil {
 		m := string(*d.DirectionMode)
 		v.DirectionMode = &m
 	}
-	if d.Firmware != "" {
-		v.Firmware = &d.Firmware
-	}
 	return v
+}
+
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 type employeeView struct {
@@ -69,17 +100,125 @@ func viewEmployee(e attendance.Employee) employeeView {
 }
 
 type settingsView struct {
-	Object             string `json:"object"`
-	Timezone           string `json:"timezone"`
-	DirectionMode      string `json:"direction_mode"`
-	DayStart           string `json:"day_start"`
-	DedupWindowSeconds int    `json:"dedup_window_seconds"`
+	Object              string `json:"object"`
+	Timezone            string `json:"timezone"`
+	DirectionMode       string `json:"direction_mode"`
+	DayStart            string `json:"day_start"`
+	DedupWindowSeconds  int    `json:"dedup_window_seconds"`
+	EarliestPunchDate   string `json:"earliest_punch_date"`
+	MaxPunchAgeDays     int    `json:"max_punch_age_days"`
+	MaxPunchFutureHours int    `json:"max_punch_future_hours"`
 }
 
 func viewSettings(s attendance.Settings) settingsView {
 	return settingsView{
 		Object: "settings", Timezone: s.Timezone, DirectionMode: string(s.DirectionMode),
 		DayStart: attendance.FormatDayStart(s.DayStartMinutes), DedupWindowSeconds: s.DedupWindowSeconds,
+		EarliestPunchDate: attendance.FormatDateInt(s.EarliestPunchDate), MaxPunchAgeDays: s.MaxPunchAgeDays,
+		MaxPunchFutureHours: s.MaxPunchFutureHours,
+	}
+}
+
+// punchView is an accepted punch, as /v1/attendance shows it.
+type punchView struct {
+	ID                 string                  `json:"id"`
+	Object             string                  `json:"object"`
+	Timestamp          string                  `json:"timestamp"`
+	LocalTime          string                  `json:"local_time"`
+	ReceivedAt         string                  `json:"received_at"`
+	Device             attendance.DeviceRef    `json:"device"`
+	Employee           *attendance.EmployeeRef `json:"employee"`
+	BadgeNumber        string                  `json:"badge_number"`
+	Direction          string                  `json:"direction"`
+	DirectionSource    string                  `json:"direction_source"`
+	Method             string                  `json:"method"`
+	Confidence         *float64                `json:"confidence"`
+	State              *int                    `json:"state"`
+	Verify             *string                 `json:"verify"`
+	WorkCode           *string                 `json:"work_code"`
+	DeviceTime         *string                 `json:"device_time"`
+	ClockOffsetSeconds int                     `json:"clock_offset_seconds"`
+	Source             string                  `json:"source"`
+	ExternalID         *string                 `json:"external_id"`
+	Raw                string                  `json:"raw"`
+	Deduplicated       bool                    `json:"deduplicated"`
+	EventID            *string                 `json:"event_id"`
+	ReleasedAt         *string                 `json:"released_at"`
+}
+
+func viewPunch(p attendance.Punch) punchView {
+	return punchView{
+		ID: p.ID, Object: "punch", Timestamp: event.FormatTime(p.Time), LocalTime: p.LocalTime,
+		ReceivedAt: event.FormatTime(p.ReceivedAt), Device: p.Device, Employee: p.Employee, BadgeNumber: p.BadgeNumber,
+		Direction: string(p.Direction), DirectionSource: string(p.DirectionSource), Method: string(p.Method),
+		Confidence: p.Confidence, State: p.State, Verify: optString(p.Verify), WorkCode: optString(p.WorkCode),
+		DeviceTime: optString(p.DeviceTime), ClockOffsetSeconds: p.ClockOffsetSeconds, Source: p.Source,
+		ExternalID: p.ExternalID, Raw: p.Raw, Deduplicated: p.Folded, EventID: p.EventID, ReleasedAt: optTime(p.ReleasedAt),
+	}
+}
+
+// rejectedView is a punch record held back, as /v1/attendance/rejected shows it.
+type rejectedView struct {
+	ID          string                  `json:"id"`
+	Object      string                  `json:"object"`
+	Reason      string                  `json:"reason"`
+	Message     string                  `json:"message"`
+	Releasable  bool                    `json:"releasable"`
+	Timestamp   *string                 `json:"timestamp"`
+	LocalTime   *string                 `json:"local_time"`
+	ReceivedAt  string                  `json:"received_at"`
+	Device      attendance.DeviceRef    `json:"device"`
+	Employee    *attendance.EmployeeRef `json:"employee"`
+	BadgeNumber string                  `json:"badge_number"`
+	State       *int                    `json:"state"`
+	Verify      *string                 `json:"verify"`
+	Method      string                  `json:"method"`
+	DeviceTime  *string                 `json:"device_time"`
+	Source      string                  `json:"source"`
+	ExternalID  *string                 `json:"external_id"`
+	Raw         string                  `json:"raw"`
+}
+
+func viewRejected(p attendance.Punch) rejectedView {
+	v := rejectedView{
+		ID: p.ID, Object: "rejected_punch", Reason: string(p.Reason), Message: p.Detail, Releasable: p.Reason.Releasable(),
+		ReceivedAt: event.FormatTime(p.ReceivedAt), Device: p.Device, Employee: p.Employee, BadgeNumber: p.BadgeNumber,
+		State: p.State, Verify: optString(p.Verify), Method: string(p.Method), DeviceTime: optString(p.DeviceTime),
+		Source: p.Source, ExternalID: p.ExternalID, Raw: p.Raw, LocalTime: optString(p.LocalTime),
+	}
+	if !p.Time.IsZero() {
+		t := event.FormatTime(p.Time)
+		v.Timestamp = &t
+	}
+	return v
+}
+
+// punchRecordView renders a punch record under the view of its status.
+func punchRecordView(p attendance.Punch) any {
+	if p.Status == attendance.PunchRejected {
+		return viewRejected(p)
+	}
+	return viewPunch(p)
+}
+
+type deviceUserView struct {
+	Object      string  `json:"object"`
+	PIN         string  `json:"pin"`
+	Name        string  `json:"name"`
+	Privilege   *int    `json:"privilege"`
+	Card        *string `json:"card"`
+	HasPassword bool    `json:"has_password"`
+	Group       *string `json:"group"`
+	Templates   int     `json:"templates"`
+	EmployeeID  *string `json:"employee_id"`
+	UpdatedAt   string  `json:"updated_at"`
+}
+
+func viewDeviceUser(u attendance.DeviceUser) deviceUserView {
+	return deviceUserView{
+		Object: "device_user", PIN: u.PIN, Name: u.Name, Privilege: u.Privilege, Card: optString(u.Card),
+		HasPassword: u.HasPassword, Group: optString(u.Group), Templates: u.Templates, EmployeeID: u.EmployeeID,
+		UpdatedAt: formatTime(u.UpdatedAt),
 	}
 }
 

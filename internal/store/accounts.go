@@ -13,14 +13,15 @@ import (
 // ErrNoAccount is returned when an API key matches no account.
 var ErrNoAccount = errors.New("no account for this API key")
 
-const accountCols = "id, name, email, timezone, direction_mode, day_start_minutes, dedup_window_seconds, created_at"
+const accountCols = "id, name, email, timezone, direction_mode, day_start_minutes, dedup_window_seconds, earliest_punch_date, max_punch_age_days, max_punch_future_hours, created_at"
 
 func scanAccount(r scanner) (attendance.Account, error) {
 	var a attendance.Account
 	var created int64
 	var mode string
 	err := r.Scan(&a.ID, &a.Name, &a.Email, &a.Settings.Timezone, &mode,
-		&a.Settings.DayStartMinutes, &a.Settings.DedupWindowSeconds, &created)
+		&a.Settings.DayStartMinutes, &a.Settings.DedupWindowSeconds, &a.Settings.EarliestPunchDate,
+		&a.Settings.MaxPunchAgeDays, &a.Settings.MaxPunchFutureHours, &created)
 	a.Settings.DirectionMode = attendance.DirectionMode(mode)
 	a.CreatedAt = fromMicros(created)
 	return a, err
@@ -31,9 +32,11 @@ func scanAccount(r scanner) (attendance.Account, error) {
 func (tx *Tx) CreateAccount(ctx context.Context, name, email string) (attendance.Account, string, error) {
 	s := attendance.DefaultSettings()
 	a := attendance.Account{ID: id.New(id.Account), Name: name, Email: email, Settings: s, CreatedAt: tx.Now}
-	_, err := tx.exec(ctx, `INSERT INTO accounts (id, name, email, timezone, direction_mode, day_start_minutes, dedup_window_seconds, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, a.Name, a.Email, s.Timezone, string(s.DirectionMode), s.DayStartMinutes, s.DedupWindowSeconds, micros(tx.Now), micros(tx.Now))
+	_, err := tx.exec(ctx, `INSERT INTO accounts (id, name, email, timezone, direction_mode, day_start_minutes, dedup_window_seconds,
+		earliest_punch_date, max_punch_age_days, max_punch_future_hours, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, a.Name, a.Email, s.Timezone, string(s.DirectionMode), s.DayStartMinutes, s.DedupWindowSeconds,
+		s.EarliestPunchDate, s.MaxPunchAgeDays, s.MaxPunchFutureHours, micros(tx.Now), micros(tx.Now))
 	if err != nil {
 		return a, "", fmt.Errorf("insert account: %w", err)
 	}
@@ -80,7 +83,8 @@ func (s *Store) CreateFirstAccount(ctx context.Context, name, email string) (a a
 
 // AccountByAPIKey finds the account a live key belongs to.
 func (s *Store) AccountByAPIKey(ctx context.Context, key string) (attendance.Account, error) {
-	a, err := scanAccount(s.reader().queryRow(ctx, `SELECT a.id, a.name, a.email, a.timezone, a.direction_mode, a.day_start_minutes, a.dedup_window_seconds, a.created_at
+	a, err := scanAccount(s.reader().queryRow(ctx, `SELECT a.id, a.name, a.email, a.timezone, a.direction_mode, a.day_start_minutes, a.dedup_window_seconds,
+		a.earliest_punch_date, a.max_punch_age_days, a.max_punch_future_hours, a.created_at
 		FROM api_keys k JOIN accounts a ON a.id = k.account_id
 		WHERE k.key_hash = ? AND k.revoked_at = 0`, attendance.HashAPIKey(key)))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -91,7 +95,16 @@ func (s *Store) AccountByAPIKey(ctx context.Context, key string) (attendance.Acc
 
 // Account reads an account by ID.
 func (s *Store) Account(ctx context.Context, accountID string) (attendance.Account, error) {
-	a, err := scanAccount(s.reader().queryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = ?`, accountID))
+	return account(ctx, s.reader(), accountID)
+}
+
+// Account reads an account by ID inside the transaction.
+func (tx *Tx) Account(ctx context.Context, accountID string) (attendance.Account, error) {
+	return account(ctx, tx.conn, accountID)
+}
+
+func account(ctx context.Context, c conn, accountID string) (attendance.Account, error) {
+	a, err := scanAccount(c.queryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = ?`, accountID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, attendance.NotFound("account", accountID)
 	}
@@ -100,7 +113,7 @@ func (s *Store) Account(ctx context.Context, accountID string) (attendance.Accou
 
 // UpdateSettings applies in to the account's settings and returns the result.
 func (tx *Tx) UpdateSettings(ctx context.Context, accountID string, in attendance.SettingsInput) (attendance.Settings, error) {
-	a, err := scanAccount(tx.queryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = ?`, accountID))
+	a, err := tx.Account(ctx, accountID)
 	if err != nil {
 		return attendance.Settings{}, fmt.Errorf("read account: %w", err)
 	}
@@ -108,8 +121,10 @@ func (tx *Tx) UpdateSettings(ctx context.Context, accountID string, in attendanc
 	if err := in.ApplyTo(&st); err != nil {
 		return st, err
 	}
-	_, err = tx.exec(ctx, `UPDATE accounts SET timezone = ?, direction_mode = ?, day_start_minutes = ?, dedup_window_seconds = ?, updated_at = ? WHERE id = ?`,
-		st.Timezone, string(st.DirectionMode), st.DayStartMinutes, st.DedupWindowSeconds, micros(tx.Now), accountID)
+	_, err = tx.exec(ctx, `UPDATE accounts SET timezone = ?, direction_mode = ?, day_start_minutes = ?, dedup_window_seconds = ?,
+		earliest_punch_date = ?, max_punch_age_days = ?, max_punch_future_hours = ?, updated_at = ? WHERE id = ?`,
+		st.Timezone, string(st.DirectionMode), st.DayStartMinutes, st.DedupWindowSeconds,
+		st.EarliestPunchDate, st.MaxPunchAgeDays, st.MaxPunchFutureHours, micros(tx.Now), accountID)
 	if err != nil {
 		return st, fmt.Errorf("update settings: %w", err)
 	}

@@ -13,12 +13,12 @@ import (
 )
 
 // EmployeeSorts are the fields employee lists sort by; the first is the default.
-var EmployeeSorts = []Column{{"created_at", KindInt}, {"updated_at", KindInt}, {"name", KindText}, {"badge_number", KindText}}
+var EmployeeSorts = []Column{{Name: "created_at", Kind: KindInt}, {Name: "updated_at", Kind: KindInt}, {Name: "name", Kind: KindText}, {Name: "badge_number", Kind: KindText}}
 
 // EmployeeFilters are the fields employee lists filter on, by equality.
 var EmployeeFilters = []Column{
-	{"badge_number", KindText}, {"external_id", KindText}, {"active", KindBool},
-	{"department", KindText}, {"email", KindText},
+	{Name: "badge_number", Kind: KindText}, {Name: "external_id", Kind: KindText}, {Name: "active", Kind: KindBool},
+	{Name: "department", Kind: KindText}, {Name: "email", Kind: KindText},
 }
 
 const employeeCols = "id, account_id, badge_number, name, external_id, email, department, card_number, active, metadata, created_at, updated_at"
@@ -168,7 +168,7 @@ func (s *Store) Employee(ctx context.Context, accountID, employeeID string) (att
 
 // ListEmployees returns one page of the account's employees.
 func (s *Store) ListEmployees(ctx context.Context, accountID string, p ListParams) (Page[attendance.Employee], error) {
-	return listQuery(ctx, s.reader(), "employees", employeeCols, accountID, p, scanEmployee, employeeID)
+	return listQuery(ctx, s.reader(), liveRows("employees", employeeCols, accountID), p, scanEmployee, employeeID)
 }
 
 // UpsertResult is the outcome of one item of an employee batch.
@@ -196,7 +196,7 @@ func (tx *Tx) UpsertEmployees(ctx context.Context, accountID string, items []att
 		}
 	}
 	byBadge := map[string]attendance.Employee{}
-	if err := tx.employeesWhereIn(ctx, accountID, "badge_number", badges, func(e attendance.Employee) { byBadge[e.BadgeNumber] = e }); err != nil {
+	if err := tx.employeesWhereIn(ctx, accountID, "badge_number", badges, true, func(e attendance.Employee) { byBadge[e.BadgeNumber] = e }); err != nil {
 		return nil, err
 	}
 	extOwner := map[string]string{} // external_id → employee id, kept current as items apply
@@ -205,7 +205,7 @@ func (tx *Tx) UpsertEmployees(ctx context.Context, accountID string, items []att
 			extOwner[*e.ExternalID] = e.ID
 		}
 	}
-	if err := tx.employeesWhereIn(ctx, accountID, "external_id", exts, func(e attendance.Employee) { extOwner[*e.ExternalID] = e.ID }); err != nil {
+	if err := tx.employeesWhereIn(ctx, accountID, "external_id", exts, true, func(e attendance.Employee) { extOwner[*e.ExternalID] = e.ID }); err != nil {
 		return nil, err
 	}
 
@@ -259,34 +259,35 @@ func (tx *Tx) UpsertEmployees(ctx context.Context, accountID string, items []att
 	return results, nil
 }
 
+// EmployeesByBadge returns the account's live employees with these badge
+// numbers, by badge number.
+func (tx *Tx) EmployeesByBadge(ctx context.Context, accountID string, badges []string) (map[string]attendance.Employee, error) {
+	out := make(map[string]attendance.Employee, len(badges))
+	err := tx.employeesWhereIn(ctx, accountID, "badge_number", badges, false, func(e attendance.Employee) { out[e.BadgeNumber] = e })
+	return out, err
+}
+
 // employeesWhereIn calls fn for each live employee of the account whose
-// column is one of values.
-func (tx *Tx) employeesWhereIn(ctx context.Context, accountID, column string, values []string, fn func(attendance.Employee)) error {
-	for start := 0; start < len(values); start += upsertChunk {
-		chunk := values[start:min(start+upsertChunk, len(values))]
-		args := make([]any, 0, len(chunk)+1)
-		args = append(args, accountID)
-		for _, v := range chunk {
-			args = append(args, v)
-		}
-		q := `SELECT ` + employeeCols + ` FROM employees WHERE account_id = ? AND deleted_at IS NULL AND ` + column +
-			` IN (?` + strings.Repeat(", ?", len(chunk)-1) + `)` + tx.forUpdate()
-		rows, err := tx.query(ctx, q, args...)
+// column is one of values, locking the rows when lock is set.
+func (tx *Tx) employeesWhereIn(ctx context.Context, accountID, column string, values []string, lock bool, fn func(attendance.Employee)) error {
+	suffix := ""
+	if lock {
+		suffix = tx.forUpdate()
+	}
+	return inChunks(values, func(chunk []any, marks string) error {
+		rows, err := tx.query(ctx, `SELECT `+employeeCols+` FROM employees WHERE account_id = ? AND deleted_at IS NULL AND `+column+
+			` IN (`+marks+`)`+suffix, append([]any{accountID}, chunk...)...)
 		if err != nil {
 			return fmt.Errorf("read employees: %w", err)
 		}
+		defer rows.Close()
 		for rows.Next() {
 			e, err := scanEmployee(rows)
 			if err != nil {
-				rows.Close()
 				return err
 			}
 			fn(e)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-	}
-	return nil
+		return rows.Err()
+	})
 }

@@ -16,11 +16,19 @@ const (
 	KindBool
 )
 
-// Column describes a field lists may sort or filter by. The API name and the
-// column name are the same.
+// Column describes a field lists may sort or filter by: its API name, its
+// type, and the SQL expression behind it (the name itself when empty).
 type Column struct {
 	Name string
 	Kind Kind
+	Expr string
+}
+
+func (c Column) expr() string {
+	if c.Expr != "" {
+		return c.Expr
+	}
+	return c.Name
 }
 
 // ListParams select one page of a list. Filter and sort columns must come
@@ -57,39 +65,57 @@ type Page[T any] struct {
 	Next  *Keyset
 }
 
-// listQuery runs a page query over table for one account. scan reads the
-// selected columns (cols) of a row (the sort column is selected first, before
-// cols, and kept for the next keyset); idOf returns a row's ID.
-func listQuery[T any](ctx context.Context, c conn, table, cols, accountID string, p ListParams, scan func(scanner) (T, error), idOf func(T) string) (Page[T], error) {
-	where := []string{"account_id = ?", "deleted_at IS NULL"}
-	args := []any{accountID}
+// listSQL is the shape of one list query: the rows (from, with joins), the
+// columns scanned, the ID expression that breaks ties, the table counted for
+// the total, and the conditions every row meets (account scoping first).
+type listSQL struct {
+	from      string
+	cols      string
+	idExpr    string
+	countFrom string
+	where     []string
+	args      []any
+}
+
+// liveRows lists the account's rows of table that are not deleted.
+func liveRows(table, cols, accountID string) listSQL {
+	return listSQL{from: table, cols: cols, idExpr: "id", countFrom: table,
+		where: []string{"account_id = ?", "deleted_at IS NULL"}, args: []any{accountID}}
+}
+
+// listQuery runs a page query. scan reads the selected columns (cols) of a
+// row; the sort expression is selected first, before cols, and kept for the
+// next keyset. idOf returns a row's ID.
+func listQuery[T any](ctx context.Context, c conn, q listSQL, p ListParams, scan func(scanner) (T, error), idOf func(T) string) (Page[T], error) {
+	where := append([]string(nil), q.where...)
+	args := append([]any(nil), q.args...)
 	for _, f := range p.Filters {
-		where = append(where, f.Column.Name+" = ?")
+		where = append(where, f.Column.expr()+" = ?")
 		args = append(args, f.Value)
 	}
 	var page Page[T]
-	countSQL := "SELECT count(*) FROM " + table + " WHERE " + strings.Join(where, " AND ")
+	countSQL := "SELECT count(*) FROM " + q.countFrom + " WHERE " + strings.Join(where, " AND ")
 	if err := c.queryRow(ctx, countSQL, args...).Scan(&page.Total); err != nil {
-		return page, fmt.Errorf("count %s: %w", table, err)
+		return page, fmt.Errorf("count %s: %w", q.countFrom, err)
 	}
 
 	dir, cmp := "ASC", ">"
 	if p.Desc {
 		dir, cmp = "DESC", "<"
 	}
-	sortCol := p.Sort.Name
+	sortExpr := p.Sort.expr()
 	if p.After != nil {
-		where = append(where, fmt.Sprintf("(%s %s ? OR (%s = ? AND id %s ?))", sortCol, cmp, sortCol, cmp))
+		where = append(where, fmt.Sprintf("(%s %s ? OR (%s = ? AND %s %s ?))", sortExpr, cmp, sortExpr, q.idExpr, cmp))
 		args = append(args, p.After.Value, p.After.Value, p.After.ID)
 	}
-	q := "SELECT " + sortCol + ", " + cols + " FROM " + table +
+	query := "SELECT " + sortExpr + ", " + q.cols + " FROM " + q.from +
 		" WHERE " + strings.Join(where, " AND ") +
-		" ORDER BY " + sortCol + " " + dir + ", id " + dir +
+		" ORDER BY " + sortExpr + " " + dir + ", " + q.idExpr + " " + dir +
 		" LIMIT ? OFFSET ?"
 	args = append(args, p.Limit+1, p.Offset)
-	rows, err := c.query(ctx, q, args...)
+	rows, err := c.query(ctx, query, args...)
 	if err != nil {
-		return page, fmt.Errorf("list %s: %w", table, err)
+		return page, fmt.Errorf("list %s: %w", q.countFrom, err)
 	}
 	defer rows.Close()
 	var lastKey any
@@ -102,7 +128,7 @@ func listQuery[T any](ctx context.Context, c conn, table, cols, accountID string
 		var key any
 		item, err := scan(prefixScanner{rows: rows, first: &key})
 		if err != nil {
-			return page, fmt.Errorf("scan %s: %w", table, err)
+			return page, fmt.Errorf("scan %s: %w", q.countFrom, err)
 		}
 		page.Items = append(page.Items, item)
 		lastKey, lastID = normalizeKey(key, p.Sort.Kind), idOf(item)

@@ -26,3 +26,11 @@ func (s *Store) SweepRateLimitCounters(ctx context.Context, cutoff time.Time) (i
 	return s.sweep(ctx, `DELETE FROM rate_limit_counters WHERE (account_id, window_start) IN
 		(SELECT account_id, window_start FROM rate_limit_counters WHERE window_start < ? LIMIT ?)`, micros(cutoff))
 }
+
+// RequestCount reads the account's counter for the window without adding to it.
+func (s *Store) RequestCount(ctx context.Context, accountID string, windowStart time.Time) (int, error) {
+	var n int
+	err := s.reader().queryRow(ctx, `SELECT COALESCE(MAX(count), 0) FROM rate_limit_counters WHERE account_id = ? AND window_start = ?`,
+		accountID, micros(windowStart)).Scan(&n)
+	return n, err
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -180,7 +181,8 @@ func testSettings(t *testing.T, b Backend) {
 		})
 		return err
 	}))
-	want := attendance.Settings{Timezone: "Asia/Kolkata", DayStartMinutes: 270, DirectionMode: attendance.DirectionAlternating, DedupWindowSeconds: 120}
+	want := attendance.DefaultSettings()
+	want.Timezone, want.DayStartMinutes, want.DirectionMode, want.DedupWindowSeconds = "Asia/Kolkata", 270, attendance.DirectionAlternating, 120
 	if got != want {
 		t.Fatalf("settings = %+v, want %+v", got, want)
 	}
@@ -226,7 +228,7 @@ func testDevices(t *testing.T, b Backend) {
 	}
 	got, err := s.Device(ctx, acme.ID, d.ID)
 	must(t, err)
-	if got != d {
+	if !reflect.DeepEqual(got, d) {
 		t.Fatalf("Device = %+v, want %+v", got, d)
 	}
 
