@@ -188,7 +188,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var rep reply
 	var unclaimed bool
-	err = g.cfg.Store.InTx(ctx, func(tx *store.Tx) error {
+	err = g.cfg.Store.InTxShared(ctx, func(tx *store.Tx) error {
 		dev, found, err := tx.DeviceBySerial(ctx, serial)
 		if err != nil {
 			return err

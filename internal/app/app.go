@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -68,6 +69,7 @@ type Main struct {
 
 	server       *http.Server
 	deviceServer *http.Server
+	pprofServer  *http.Server
 	listener     net.Listener
 	serveDone    chan struct{}
 	serveResult  error
@@ -171,6 +173,20 @@ func (m *Main) Run(ctx context.Context) error {
 		}()
 	}
 
+	if m.Config.PprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		l, err := net.Listen("tcp", m.Config.PprofAddr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", m.Config.PprofAddr, err)
+		}
+		m.pprofServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = m.pprofServer.Serve(l) }()
+	}
+
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	m.stop = stop
 	m.wg.Go(func() { m.sweep(bg) })
@@ -234,7 +250,8 @@ func (m *Main) bootstrap(ctx context.Context) error {
 	return nil
 }
 
-// sweep deletes expired idempotency keys and old rate-limit counters, hourly.
+// sweep deletes expired idempotency keys and old rate-limit counters and
+// refreshes the planner's statistics, hourly.
 func (m *Main) sweep(ctx context.Context) {
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
@@ -252,6 +269,9 @@ func (m *Main) sweep(ctx context.Context) {
 		if _, err := m.Store.SweepRateLimitCounters(ctx, m.Now().Add(-48*time.Hour)); err != nil {
 			m.Logger.Warn("sweep rate-limit counters", "err", err)
 		}
+		if err := m.Store.Optimize(ctx); err != nil {
+			m.Logger.Warn("refresh planner statistics", "err", err)
+		}
 	}
 }
 
@@ -264,6 +284,9 @@ func (m *Main) Done() <-chan struct{} { return m.serveDone }
 // transaction, so whatever is cut short is rolled back, never half-written.
 func (m *Main) Close(ctx context.Context) error {
 	var errs []error
+	if m.pprofServer != nil {
+		_ = m.pprofServer.Close()
+	}
 	if m.deviceServer != nil {
 		if err := m.deviceServer.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shutdown device listener: %w", err))

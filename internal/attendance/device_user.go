@@ -26,7 +26,7 @@ type UnclaimedDevice struct {
 	FirstSeenAt  time.Time
 	LastSeenAt   time.Time
 	LastIP       string
-	Requests     int
+	Requests     int // contacts recorded: at most one a minute is counted
 	PushVersion  string
 	DeviceType   string
 	HeldUploads  int

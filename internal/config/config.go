@@ -39,6 +39,7 @@ type Config struct {
 	DeviceOfflineAfter time.Duration // 0: 3× the poll interval, at least 90 s
 	TrustedProxies     string        // comma-separated CIDRs whose X-Forwarded-For is believed
 	HeldUploadsMax     int64         // bytes kept for serials no account has registered
+	PprofAddr          string        // optional listener for /debug/pprof (profiling)
 }
 
 // OfflineAfter is how long without contact makes a device offline.
@@ -109,6 +110,7 @@ func (c *Config) ServeFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.DeviceOfflineAfter, "device-offline-after", c.DeviceOfflineAfter, "silence after which a device is offline (default 3× the poll interval, at least 90s)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs of reverse proxies whose X-Forwarded-For gives the device address")
 	fs.Int64Var(&c.HeldUploadsMax, "held-uploads-max-bytes", c.HeldUploadsMax, "space for uploads of serials no account has registered yet")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "optional listen address for Go's /debug/pprof profiles (keep it on loopback)")
 }
 
 // Validate checks values flags cannot check themselves.

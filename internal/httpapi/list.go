@@ -156,7 +156,7 @@ func parseList(q url.Values, spec listSpec) (listRequest, error) {
 		if err != nil {
 			return lr, err
 		}
-		lr.params.After = &store.Keyset{Value: key, ID: cur.ID}
+		lr.params.After = &store.Keyset{Value: key, Tie: cur.ID}
 	} else {
 		lr.params.Offset = (lr.page - 1) * lr.perPage
 	}
@@ -268,7 +268,7 @@ func (lr listRequest) paginate(total int, next *store.Keyset) pagination {
 		p.Page = &page
 	}
 	if next != nil {
-		c := encodeCursor(cursor{Sort: lr.sort, Key: formatKey(next.Value), ID: next.ID, Filters: lr.filters})
+		c := encodeCursor(cursor{Sort: lr.sort, Key: formatKey(next.Value), ID: next.Tie, Filters: lr.filters})
 		p.NextCursor = &c
 	}
 	return p

@@ -163,8 +163,14 @@ func Process(ctx context.Context, tx *store.Tx, b Batch) ([]Result, error) {
 	}
 	hist := history{}
 	if len(empIDs) > 0 {
-		// A day either side covers the attendance day and the duplicate window.
-		refs, err := tx.AcceptedPunches(ctx, b.Device.AccountID, empIDs, lo.Add(-26*time.Hour), hi.Add(26*time.Hour))
+		// Direction counts the earlier punches of the same attendance day;
+		// the duplicate window looks both ways.
+		window := b.Device.DedupWindow(b.Settings)
+		from := workDayStart(lo, loc, b.Settings.DayStartMinutes)
+		if w := lo.Add(-window); w.Before(from) {
+			from = w
+		}
+		refs, err := tx.AcceptedPunches(ctx, b.Device.AccountID, empIDs, from, hi.Add(window))
 		if err != nil {
 			return nil, err
 		}
@@ -247,6 +253,17 @@ func Process(ctx context.Context, tx *store.Tx, b Batch) ([]Result, error) {
 		results[i].Punch = punches[j]
 	}
 	return results, nil
+}
+
+// workDayStart is when the attendance day holding t began, in loc.
+func workDayStart(t time.Time, loc *time.Location, dayStartMinutes int) time.Time {
+	shifted := t.In(loc).Add(-time.Duration(dayStartMinutes) * time.Minute)
+	y, m, d := shifted.Date()
+	start := time.Date(y, m, d, 0, 0, 0, 0, loc).Add(time.Duration(dayStartMinutes) * time.Minute)
+	if start.After(t) { // a DST change inside the day start
+		start = start.Add(-time.Hour)
+	}
+	return start
 }
 
 // newPunch builds the punch of an input with its times settled: zone,

@@ -37,7 +37,10 @@ func Release(ctx context.Context, tx *store.Tx, settings attendance.Settings, he
 	}
 	hist := history{}
 	if len(empIDs) > 0 {
-		refs, err := tx.AcceptedPunches(ctx, accountID, empIDs, lo.Add(-26*time.Hour), hi.Add(26*time.Hour))
+		// Held records are released in time order, each counting the earlier
+		// punches of its day (at most a day and a DST hour back) and the
+		// duplicate window ahead.
+		refs, err := tx.AcceptedPunches(ctx, accountID, empIDs, lo.Add(-25*time.Hour), hi.Add(time.Duration(attendance.MaxDedupWindowSeconds)*time.Second))
 		if err != nil {
 			return nil, err
 		}

@@ -65,6 +65,7 @@ type Device struct {
 	Rand func() float64
 
 	mu       sync.Mutex
+	made     map[string]bool // distinct records, when KeepLog was called
 	started  time.Time
 	buffer   []Punch // recorded, not yet acknowledged
 	stamp    int
@@ -217,8 +218,29 @@ func (d *Device) Record(pin string, t time.Time, state, verify int) Punch {
 	d.mu.Lock()
 	d.buffer = append(d.buffer, p)
 	d.stats.Punches++
+	if d.made != nil {
+		d.made[p.Line()] = true
+	}
 	d.mu.Unlock()
 	return p
+}
+
+// KeepLog makes the device remember the distinct records it makes. Two
+// punches by one PIN in the same second with the same state and verify code
+// are one record to any server: the log is the same line.
+func (d *Device) KeepLog() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.made == nil {
+		d.made = map[string]bool{}
+	}
+}
+
+// Distinct is how many distinct records the device made since KeepLog.
+func (d *Device) Distinct() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.made)
 }
 
 // Pending is how many records wait for an acknowledgement.

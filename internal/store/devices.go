@@ -83,8 +83,6 @@ func intArg(p *int) any {
 	return *p
 }
 
-func deviceID(d attendance.Device) string { return d.ID }
-
 // forUpdate locks the selected rows on PostgreSQL. SQLite needs nothing: its
 // write transactions begin IMMEDIATE and so already hold the write lock.
 func (tx *Tx) forUpdate() string {
@@ -250,7 +248,7 @@ func (s *Store) DeviceBySerial(ctx context.Context, serial string) (d attendance
 
 // ListDevices returns one page of the account's devices.
 func (s *Store) ListDevices(ctx context.Context, accountID string, p ListParams) (Page[attendance.Device], error) {
-	return listQuery(ctx, s.reader(), liveRows("devices", deviceCols, accountID), p, scanDevice, deviceID)
+	return listQuery(ctx, s.reader(), liveRows("devices", deviceCols, accountID), p, scanDevice)
 }
 
 // CountDevices counts the account's registered devices (the rate limit scales with it).

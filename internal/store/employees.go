@@ -42,8 +42,6 @@ func scanEmployee(r scanner) (attendance.Employee, error) {
 	return e, nil
 }
 
-func employeeID(e attendance.Employee) string { return e.ID }
-
 func metadataArg(m map[string]string) (string, error) {
 	if m == nil {
 		m = map[string]string{}
@@ -168,7 +166,7 @@ func (s *Store) Employee(ctx context.Context, accountID, employeeID string) (att
 
 // ListEmployees returns one page of the account's employees.
 func (s *Store) ListEmployees(ctx context.Context, accountID string, p ListParams) (Page[attendance.Employee], error) {
-	return listQuery(ctx, s.reader(), liveRows("employees", employeeCols, accountID), p, scanEmployee, employeeID)
+	return listQuery(ctx, s.reader(), liveRows("employees", employeeCols, accountID), p, scanEmployee)
 }
 
 // UpsertResult is the outcome of one item of an employee batch.
@@ -274,20 +272,18 @@ func (tx *Tx) employeesWhereIn(ctx context.Context, accountID, column string, va
 	if lock {
 		suffix = tx.forUpdate()
 	}
-	return inChunks(values, func(chunk []any, marks string) error {
-		rows, err := tx.query(ctx, `SELECT `+employeeCols+` FROM employees WHERE account_id = ? AND deleted_at IS NULL AND `+column+
-			` IN (`+marks+`)`+suffix, append([]any{accountID}, chunk...)...)
+	in, list := tx.in(column, values)
+	rows, err := tx.query(ctx, `SELECT `+employeeCols+` FROM employees WHERE account_id = ? AND deleted_at IS NULL AND `+in+suffix, accountID, list)
+	if err != nil {
+		return fmt.Errorf("read employees: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanEmployee(rows)
 		if err != nil {
-			return fmt.Errorf("read employees: %w", err)
+			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			e, err := scanEmployee(rows)
-			if err != nil {
-				return err
-			}
-			fn(e)
-		}
-		return rows.Err()
-	})
+		fn(e)
+	}
+	return rows.Err()
 }

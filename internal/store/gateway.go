@@ -46,7 +46,8 @@ func (s *Store) ListDeviceUsers(ctx context.Context, accountID, deviceID string,
 		from: `device_users u JOIN devices d ON d.id = u.device_id
 			LEFT JOIN employees e ON e.account_id = d.account_id AND e.badge_number = u.pin AND e.deleted_at IS NULL`,
 		cols:      "u.device_id, u.pin, u.name, u.name_raw, u.privilege, u.card, u.has_password, u.user_group, u.templates, u.updated_at, e.id",
-		idExpr:    "u.pin",
+		tieExpr:   "u.pin",
+		tieKind:   KindText,
 		countFrom: "device_users u JOIN devices d ON d.id = u.device_id",
 		where:     []string{"d.account_id = ?", "u.device_id = ?"},
 		args:      []any{accountID, deviceID},
@@ -59,7 +60,7 @@ func (s *Store) ListDeviceUsers(ctx context.Context, accountID, deviceID string,
 		err := r.Scan(&u.DeviceID, &u.PIN, &u.Name, &u.NameRaw, &priv, &u.Card, &u.HasPassword, &u.Group, &u.Templates, &updated, &emp)
 		u.Privilege, u.EmployeeID, u.UpdatedAt = intPtr(priv), stringPtr(emp), fromMicros(updated)
 		return u, err
-	}, func(u attendance.DeviceUser) string { return u.PIN })
+	})
 }
 
 // KeepUpload stores a device body we acknowledge without processing it

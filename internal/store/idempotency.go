@@ -61,7 +61,7 @@ func (s *Store) BeginIdempotent(ctx context.Context, accountID, key, fingerprint
 	var tok [16]byte
 	_, _ = rand.Read(tok[:])
 	claim := IdempotencyClaim{AccountID: accountID, Key: key, Token: hex.EncodeToString(tok[:])}
-	c := conn{q: s.write, dialect: s.dialect}
+	c := s.writer()
 	for range 3 {
 		var got string
 		err := c.queryRow(ctx, `INSERT INTO idempotency_keys
@@ -115,7 +115,7 @@ func (tx *Tx) CompleteIdempotent(ctx context.Context, c IdempotencyClaim, status
 // CompleteIdempotent stores the response of a claimed request that wrote
 // nothing (an error, a read).
 func (s *Store) CompleteIdempotent(ctx context.Context, c IdempotencyClaim, status int, body []byte) error {
-	return completeIdempotent(ctx, conn{q: s.write, dialect: s.dialect}, c, status, body)
+	return completeIdempotent(ctx, s.writer(), c, status, body)
 }
 
 func completeIdempotent(ctx context.Context, cn conn, c IdempotencyClaim, status int, body []byte) error {
@@ -133,7 +133,7 @@ func completeIdempotent(ctx context.Context, cn conn, c IdempotencyClaim, status
 // ReleaseIdempotent forgets a claim whose request failed without effect, so
 // the client may retry with the same key.
 func (s *Store) ReleaseIdempotent(ctx context.Context, c IdempotencyClaim) error {
-	_, err := conn{q: s.write, dialect: s.dialect}.exec(ctx,
+	_, err := s.writer().exec(ctx,
 		`DELETE FROM idempotency_keys WHERE account_id = ? AND idem_key = ? AND claim = ?`, c.AccountID, c.Key, c.Token)
 	return err
 }
@@ -152,7 +152,7 @@ func (s *Store) SweepIdempotencyKeys(ctx context.Context) (int, error) {
 // sweep runs a batched DELETE (whose last two parameters are a cutoff and a
 // batch size) until it deletes less than a full batch.
 func (s *Store) sweep(ctx context.Context, query string, cutoff int64) (int, error) {
-	c := conn{q: s.write, dialect: s.dialect}
+	c := s.writer()
 	total := 0
 	for {
 		res, err := c.exec(ctx, query, cutoff, sweepBatch)

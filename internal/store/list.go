@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
+
+	"github.com/punchconnect/punchconnect/internal/attendance"
 )
 
 // Kind is the type of a sortable or filterable column.
@@ -49,12 +52,13 @@ type Filter struct {
 	Value  any
 }
 
-// Keyset is a position in a sorted list: the sort column's value and the ID
-// of the last row returned. Rows are ordered by (sort column, id), which is
-// total because IDs are unique.
+// Keyset is a position in a sorted list: the sort column's value and the
+// tie-breaker of the last row returned. Rows are ordered by (sort column,
+// tie-breaker), which is total because tie-breakers are unique (the ID, or a
+// sequence number). Tie is opaque to callers.
 type Keyset struct {
 	Value any
-	ID    string
+	Tie   string
 }
 
 // Page is one page of a list with the exact total of matching rows and, when
@@ -66,12 +70,14 @@ type Page[T any] struct {
 }
 
 // listSQL is the shape of one list query: the rows (from, with joins), the
-// columns scanned, the ID expression that breaks ties, the table counted for
-// the total, and the conditions every row meets (account scoping first).
+// columns scanned, the unique expression that breaks ties (and its kind),
+// the table counted for the total, and the conditions every row meets
+// (account scoping first).
 type listSQL struct {
 	from      string
 	cols      string
-	idExpr    string
+	tieExpr   string
+	tieKind   Kind
 	countFrom string
 	where     []string
 	args      []any
@@ -79,14 +85,14 @@ type listSQL struct {
 
 // liveRows lists the account's rows of table that are not deleted.
 func liveRows(table, cols, accountID string) listSQL {
-	return listSQL{from: table, cols: cols, idExpr: "id", countFrom: table,
+	return listSQL{from: table, cols: cols, tieExpr: "id", tieKind: KindText, countFrom: table,
 		where: []string{"account_id = ?", "deleted_at IS NULL"}, args: []any{accountID}}
 }
 
 // listQuery runs a page query. scan reads the selected columns (cols) of a
-// row; the sort expression is selected first, before cols, and kept for the
-// next keyset. idOf returns a row's ID.
-func listQuery[T any](ctx context.Context, c conn, q listSQL, p ListParams, scan func(scanner) (T, error), idOf func(T) string) (Page[T], error) {
+// row; the sort and tie expressions are selected first, before cols, and
+// kept for the next keyset.
+func listQuery[T any](ctx context.Context, c conn, q listSQL, p ListParams, scan func(scanner) (T, error)) (Page[T], error) {
 	where := append([]string(nil), q.where...)
 	args := append([]any(nil), q.args...)
 	for _, f := range p.Filters {
@@ -105,12 +111,16 @@ func listQuery[T any](ctx context.Context, c conn, q listSQL, p ListParams, scan
 	}
 	sortExpr := p.Sort.expr()
 	if p.After != nil {
-		where = append(where, fmt.Sprintf("(%s %s ? OR (%s = ? AND %s %s ?))", sortExpr, cmp, sortExpr, q.idExpr, cmp))
-		args = append(args, p.After.Value, p.After.Value, p.After.ID)
+		tie, err := parseTie(p.After.Tie, q.tieKind)
+		if err != nil {
+			return page, err
+		}
+		where = append(where, fmt.Sprintf("(%s %s ? OR (%s = ? AND %s %s ?))", sortExpr, cmp, sortExpr, q.tieExpr, cmp))
+		args = append(args, p.After.Value, p.After.Value, tie)
 	}
-	query := "SELECT " + sortExpr + ", " + q.cols + " FROM " + q.from +
+	query := "SELECT " + sortExpr + ", " + q.tieExpr + ", " + q.cols + " FROM " + q.from +
 		" WHERE " + strings.Join(where, " AND ") +
-		" ORDER BY " + sortExpr + " " + dir + ", " + q.idExpr + " " + dir +
+		" ORDER BY " + sortExpr + " " + dir + ", " + q.tieExpr + " " + dir +
 		" LIMIT ? OFFSET ?"
 	args = append(args, p.Limit+1, p.Offset)
 	rows, err := c.query(ctx, query, args...)
@@ -118,22 +128,34 @@ func listQuery[T any](ctx context.Context, c conn, q listSQL, p ListParams, scan
 		return page, fmt.Errorf("list %s: %w", q.countFrom, err)
 	}
 	defer rows.Close()
-	var lastKey any
-	var lastID string
+	var last Keyset
 	for rows.Next() {
 		if len(page.Items) == p.Limit {
-			page.Next = &Keyset{Value: lastKey, ID: lastID}
+			page.Next = &last
 			break
 		}
-		var key any
-		item, err := scan(prefixScanner{rows: rows, first: &key})
+		var key, tie any
+		item, err := scan(prefixScanner{rows: rows, first: []any{&key, &tie}})
 		if err != nil {
 			return page, fmt.Errorf("scan %s: %w", q.countFrom, err)
 		}
 		page.Items = append(page.Items, item)
-		lastKey, lastID = normalizeKey(key, p.Sort.Kind), idOf(item)
+		last = Keyset{Value: normalizeKey(key, p.Sort.Kind), Tie: fmt.Sprint(normalizeKey(tie, q.tieKind))}
 	}
 	return page, rows.Err()
+}
+
+// parseTie reads a keyset's tie-breaker; a cursor made for another list
+// does not read.
+func parseTie(s string, k Kind) (any, error) {
+	if k != KindInt {
+		return s, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return nil, attendance.Errorf(attendance.CodeInvalidCursor, "cursor", "The cursor is not one this list returned. Pass next_cursor from a previous page unchanged.")
+	}
+	return n, nil
 }
 
 // scanner is what *sql.Row and *sql.Rows have in common.
@@ -141,14 +163,14 @@ type scanner interface {
 	Scan(dest ...any) error
 }
 
-// prefixScanner scans one extra leading column (the sort key) into first.
+// prefixScanner scans extra leading columns (the sort and tie keys) into first.
 type prefixScanner struct {
 	rows  scanner
-	first *any
+	first []any
 }
 
 func (p prefixScanner) Scan(dest ...any) error {
-	return p.rows.Scan(append([]any{p.first}, dest...)...)
+	return p.rows.Scan(append(append([]any(nil), p.first...), dest...)...)
 }
 
 // normalizeKey gives a scanned sort key one Go type per kind, whatever the driver returned.

@@ -56,8 +56,6 @@ func scanPunch(r scanner) (attendance.Punch, error) {
 	return p, nil
 }
 
-func punchID(p attendance.Punch) string { return p.ID }
-
 func punchArgs(p *attendance.Punch) []any {
 	var conf any
 	if p.Confidence != nil {
@@ -120,22 +118,20 @@ func (tx *Tx) InsertPunches(ctx context.Context, punches []attendance.Punch) (ma
 // ExistingDedupKeys returns which of keys the account already stores.
 func (tx *Tx) ExistingDedupKeys(ctx context.Context, accountID string, keys []string) (map[string]bool, error) {
 	out := map[string]bool{}
-	err := inChunks(keys, func(chunk []any, marks string) error {
-		rows, err := tx.query(ctx, `SELECT dedup_key FROM punches WHERE account_id = ? AND dedup_key IN (`+marks+`)`, append([]any{accountID}, chunk...)...)
-		if err != nil {
-			return err
+	in, list := tx.in("dedup_key", keys)
+	rows, err := tx.query(ctx, `SELECT dedup_key FROM punches WHERE account_id = ? AND `+in, accountID, list)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var k string
-			if err := rows.Scan(&k); err != nil {
-				return err
-			}
-			out[k] = true
-		}
-		return rows.Err()
-	})
-	return out, err
+		out[k] = true
+	}
+	return out, rows.Err()
 }
 
 // PunchRef is an accepted punch as normalization needs it.
@@ -149,44 +145,25 @@ type PunchRef struct {
 // AcceptedPunches returns the accepted punches of the employees between
 // from and to (inclusive), in time order.
 func (tx *Tx) AcceptedPunches(ctx context.Context, accountID string, employeeIDs []string, from, to time.Time) ([]PunchRef, error) {
-	var out []PunchRef
-	err := inChunks(employeeIDs, func(chunk []any, marks string) error {
-		args := append([]any{accountID}, chunk...)
-		args = append(args, micros(from), micros(to))
-		rows, err := tx.query(ctx, `SELECT employee_id, device_id, punch_time, work_date FROM punches
-			WHERE account_id = ? AND status = 'accepted' AND employee_id IN (`+marks+`) AND punch_time BETWEEN ? AND ?
-			ORDER BY punch_time`, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var r PunchRef
-			var t int64
-			if err := rows.Scan(&r.EmployeeID, &r.DeviceID, &t, &r.WorkDate); err != nil {
-				return err
-			}
-			r.Time = fromMicros(t)
-			out = append(out, r)
-		}
-		return rows.Err()
-	})
-	return out, err
-}
-
-// inChunks calls fn with values in bounded chunks and the matching "?, ?" list.
-func inChunks(values []string, fn func(chunk []any, marks string) error) error {
-	for start := 0; start < len(values); start += upsertChunk {
-		part := values[start:min(start+upsertChunk, len(values))]
-		chunk := make([]any, len(part))
-		for i, v := range part {
-			chunk[i] = v
-		}
-		if err := fn(chunk, "?"+strings.Repeat(", ?", len(part)-1)); err != nil {
-			return err
-		}
+	in, list := tx.in("employee_id", employeeIDs)
+	rows, err := tx.query(ctx, `SELECT employee_id, device_id, punch_time, work_date FROM punches`+tx.indexedBy("punches_employee")+`
+		WHERE account_id = ? AND status = 'accepted' AND `+in+` AND punch_time BETWEEN ? AND ?
+		ORDER BY punch_time`, accountID, list, micros(from), micros(to))
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	defer rows.Close()
+	var out []PunchRef
+	for rows.Next() {
+		var r PunchRef
+		var t int64
+		if err := rows.Scan(&r.EmployeeID, &r.DeviceID, &t, &r.WorkDate); err != nil {
+			return nil, err
+		}
+		r.Time = fromMicros(t)
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 // AcceptPunch turns a rejected punch into an accepted one (a release), with
@@ -278,8 +255,14 @@ const widestOffset = 15 * time.Hour
 
 // ListPunches returns one page of punches.
 func (s *Store) ListPunches(ctx context.Context, accountID string, q PunchQuery, p ListParams) (Page[attendance.Punch], error) {
-	l := listSQL{from: punchFrom, cols: punchSelect, idExpr: "p.id", countFrom: "punches p",
-		where: []string{"p.account_id = ?", "p.status = ?"}, args: []any{accountID, string(q.Status)}}
+	status := "accepted"
+	if q.Status == attendance.PunchRejected {
+		status = "rejected"
+	}
+	// The status is spliced, not bound, so that SQLite sees which partial
+	// index applies.
+	l := listSQL{from: punchFrom, cols: punchSelect, tieExpr: "p.seq", tieKind: KindInt, countFrom: "punches p",
+		where: []string{"p.account_id = ?", "p.status = '" + status + "'"}, args: []any{accountID}}
 	add := func(cond string, args ...any) {
 		l.where = append(l.where, cond)
 		l.args = append(l.args, args...)
@@ -290,7 +273,11 @@ func (s *Store) ListPunches(ctx context.Context, accountID string, q PunchQuery,
 	if q.EmployeeID != "" {
 		add("p.employee_id = ?", q.EmployeeID)
 	}
-	if q.BadgeNumber != "" {
+	switch {
+	case q.BadgeNumber != "" && status == "accepted":
+		// Accepted punches always have their employee: the employee index serves.
+		add("p.employee_id IN (SELECT id FROM employees WHERE account_id = ? AND badge_number = ?)", accountID, q.BadgeNumber)
+	case q.BadgeNumber != "":
 		add("p.badge_number = ?", q.BadgeNumber)
 	}
 	if q.Direction != "" {
@@ -322,7 +309,7 @@ func (s *Store) ListPunches(ctx context.Context, accountID string, q PunchQuery,
 	if !q.ReceivedTo.IsZero() {
 		add("p.received_at <= ?", micros(q.ReceivedTo))
 	}
-	return listQuery(ctx, s.reader(), l, p, scanPunch, punchID)
+	return listQuery(ctx, s.reader(), l, p, scanPunch)
 }
 
 func dateStart(d int) time.Time {

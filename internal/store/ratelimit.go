@@ -11,7 +11,7 @@ import (
 // counter lives in the database, so every node sees the same number.
 func (s *Store) CountRequest(ctx context.Context, accountID string, windowStart time.Time) (int, error) {
 	var n int
-	err := conn{q: s.write, dialect: s.dialect}.queryRow(ctx, `INSERT INTO rate_limit_counters (account_id, window_start, count)
+	err := s.writer().queryRow(ctx, `INSERT INTO rate_limit_counters (account_id, window_start, count)
 		VALUES (?, ?, 1)
 		ON CONFLICT (account_id, window_start) DO UPDATE SET count = rate_limit_counters.count + 1
 		RETURNING count`, accountID, micros(windowStart)).Scan(&n)

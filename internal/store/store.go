@@ -8,6 +8,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -63,6 +65,10 @@ type Store struct {
 	now   func() time.Time
 	// path is the SQLite database file ("" on PostgreSQL).
 	path string
+	// committer gathers concurrent SQLite transactions into one commit.
+	committer *committer
+	// Prepared statements of the SQLite read pool (nil on PostgreSQL).
+	readStmts *stmtCache
 }
 
 // Open connects to the database at rawURL: sqlite://PATH (PATH relative to the
@@ -76,6 +82,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		opts.MaxConns = 20
 	}
 	s := &Store{now: opts.Now}
+	s.committer = &committer{s: s}
 	var err error
 	switch {
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
@@ -109,9 +116,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 			return nil, err
 		}
 		defer unlock()
+		// A 64 MiB page cache for the writer keeps the indexes it updates in
+		// memory; readers get 16 MiB each.
 		common := "_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1"
 		dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?"
-		s.write, err = sql.Open("sqlite", dsn+common+"&_txlock=immediate")
+		s.write, err = sql.Open("sqlite", dsn+common+"&_txlock=immediate&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)")
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
@@ -119,7 +128,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		s.write.SetMaxIdleConns(1)
 		s.write.SetConnMaxIdleTime(0)
 		s.write.SetConnMaxLifetime(0)
-		s.read, err = sql.Open("sqlite", dsn+common+"&_query_only=1")
+		s.read, err = sql.Open("sqlite", dsn+common+"&_query_only=1&_pragma=cache_size(-16384)")
 		if err != nil {
 			s.write.Close()
 			return nil, fmt.Errorf("open sqlite: %w", err)
@@ -127,6 +136,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		readers := max(4, 2*runtime.GOMAXPROCS(0))
 		s.read.SetMaxOpenConns(readers)
 		s.read.SetMaxIdleConns(readers)
+		s.readStmts = newStmtCache(s.read)
 	default:
 		return nil, fmt.Errorf("database URL %q: want sqlite://PATH or postgres://…", redactURL(rawURL))
 	}
@@ -181,6 +191,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the connection pools.
 func (s *Store) Close() error {
+	s.readStmts.close()
 	var errs []error
 	if s.read != nil && s.read != s.write {
 		errs = append(errs, s.read.Close())
@@ -189,6 +200,17 @@ func (s *Store) Close() error {
 		errs = append(errs, s.write.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// Optimize refreshes the statistics the query planner uses. SQLite gathers
+// them only when asked (PRAGMA optimize is cheap when nothing changed);
+// PostgreSQL's autovacuum does it on its own.
+func (s *Store) Optimize(ctx context.Context) error {
+	if s.dialect != SQLite {
+		return nil
+	}
+	_, err := s.write.ExecContext(ctx, "PRAGMA optimize")
+	return err
 }
 
 // Now returns the store's clock reading, truncated to the microsecond that
@@ -202,22 +224,86 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// conn runs '?'-placeholder queries in either dialect.
+// conn runs '?'-placeholder queries in either dialect. On SQLite it reuses
+// prepared statements (parsing is a real share of a write's cost there):
+// the read pool's for the life of the store, a transaction's for the life of
+// the transaction — which group commit shares between many requests. pgx
+// caches PostgreSQL's statements itself.
 type conn struct {
 	q       querier
 	dialect Dialect
+	stmts   *stmtCache
 }
 
 func (c conn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := c.stmts.get(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return c.q.ExecContext(ctx, c.dialect.rebind(query), args...)
 }
 
 func (c conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := c.stmts.get(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return c.q.QueryContext(ctx, c.dialect.rebind(query), args...)
 }
 
 func (c conn) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := c.stmts.get(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return c.q.QueryRowContext(ctx, c.dialect.rebind(query), args...)
+}
+
+// preparer is a pool or a transaction that prepares statements.
+type preparer interface {
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+// stmtCache holds prepared statements of one pool or transaction. The set
+// of statement texts is bounded by the code; maxCachedStmts guards against a
+// mistake making it unbounded. A nil cache prepares nothing.
+type stmtCache struct {
+	p  preparer
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+const maxCachedStmts = 2000
+
+func newStmtCache(p preparer) *stmtCache { return &stmtCache{p: p, m: map[string]*sql.Stmt{}} }
+
+func (sc *stmtCache) get(ctx context.Context, query string) *sql.Stmt {
+	if sc == nil {
+		return nil
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if st, ok := sc.m[query]; ok {
+		return st
+	}
+	if len(sc.m) >= maxCachedStmts {
+		return nil
+	}
+	st, err := sc.p.PrepareContext(ctx, query)
+	if err != nil {
+		return nil // run it unprepared: the error, if real, surfaces there
+	}
+	sc.m[query] = st
+	return st
+}
+
+func (sc *stmtCache) close() {
+	if sc == nil {
+		return
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for _, st := range sc.m {
+		st.Close()
+	}
+	sc.m = map[string]*sql.Stmt{}
 }
 
 // rebind turns '?' placeholders into PostgreSQL's $1, $2, …. Queries in this
@@ -241,7 +327,39 @@ func (d Dialect) rebind(query string) string {
 	return b.String()
 }
 
-func (s *Store) reader() conn { return conn{q: s.read, dialect: s.dialect} }
+func (s *Store) reader() conn { return conn{q: s.read, dialect: s.dialect, stmts: s.readStmts} }
+
+// writer runs statements outside a transaction on the write pool. They are
+// not prepared ahead: on SQLite that pool's one connection may be inside a
+// transaction.
+func (s *Store) writer() conn { return conn{q: s.write, dialect: s.dialect} }
+
+// in is a condition "column is one of values" with a single parameter, so
+// the statement text is the same whatever the number of values (and its
+// prepared statement is reused): a JSON array on SQLite, an array on
+// PostgreSQL.
+func (c conn) in(column string, values []string) (string, any) {
+	if c.dialect == Postgres {
+		if values == nil {
+			values = []string{}
+		}
+		return column + " = ANY(?)", values
+	}
+	b, _ := json.Marshal(values)
+	if values == nil {
+		b = []byte("[]")
+	}
+	return column + " IN (SELECT value FROM json_each(?))", string(b)
+}
+
+// indexedBy pins SQLite's choice of index for a hot query whose best plan
+// its planner cannot know without statistics; PostgreSQL plans from its own.
+func (c conn) indexedBy(index string) string {
+	if c.dialect == SQLite {
+		return " INDEXED BY " + index
+	}
+	return ""
+}
 
 // Tx is a write transaction. Now is fixed when it begins, so every row it
 // writes carries the same instant.
@@ -286,6 +404,9 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *Tx) error) error {
 		}
 	}()
 	tx := &Tx{conn: conn{q: sqlTx, dialect: s.dialect}, store: s, Now: s.Now()}
+	if s.dialect == SQLite {
+		tx.stmts = newStmtCache(sqlTx) // closed with the transaction
+	}
 	if err := fn(tx); err != nil {
 		return err
 	}

@@ -33,7 +33,8 @@ ALTER TABLE accounts ADD COLUMN max_punch_age_days INTEGER NOT NULL DEFAULT 400;
 ALTER TABLE accounts ADD COLUMN max_punch_future_hours INTEGER NOT NULL DEFAULT 24;
 
 CREATE TABLE punches (
-    id                   TEXT PRIMARY KEY,
+    seq                  INTEGER PRIMARY KEY,
+    id                   TEXT NOT NULL UNIQUE,
     account_id           TEXT NOT NULL,
     device_id            TEXT NOT NULL,
     employee_id          TEXT,
@@ -66,11 +67,14 @@ CREATE TABLE punches (
 );
 -- An exact re-upload (same device, PIN, device time, state, verify) is stored once.
 CREATE UNIQUE INDEX punches_dedup ON punches (account_id, dedup_key);
-CREATE INDEX punches_time ON punches (account_id, status, punch_time, id);
-CREATE INDEX punches_received ON punches (account_id, status, received_at, id);
-CREATE INDEX punches_device ON punches (account_id, status, device_id, punch_time, id);
-CREATE INDEX punches_employee ON punches (account_id, status, employee_id, punch_time, id);
-CREATE INDEX punches_badge ON punches (account_id, status, badge_number, punch_time, id);
+-- Accepted and rejected records have their own (partial) indexes, so each
+-- index stays as small as the queries on it allow. Rows tie-break on seq.
+CREATE INDEX punches_time ON punches (account_id, punch_time) WHERE status = 'accepted';
+CREATE INDEX punches_received ON punches (account_id, received_at) WHERE status = 'accepted';
+CREATE INDEX punches_device ON punches (account_id, device_id, punch_time) WHERE status = 'accepted';
+CREATE INDEX punches_employee ON punches (account_id, employee_id, punch_time) WHERE status = 'accepted';
+CREATE INDEX punches_rejected ON punches (account_id, received_at) WHERE status = 'rejected';
+CREATE INDEX punches_rejected_badge ON punches (account_id, badge_number) WHERE status = 'rejected';
 
 CREATE TABLE events (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -84,7 +88,6 @@ CREATE TABLE events (
     payload     TEXT NOT NULL
 );
 CREATE INDEX events_account ON events (account_id, seq);
-CREATE INDEX events_account_type ON events (account_id, type, seq);
 
 CREATE TABLE device_users (
     device_id    TEXT NOT NULL,

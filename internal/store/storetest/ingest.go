@@ -1,0 +1,421 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/punchconnect/punchconnect/internal/attendance"
+	"github.com/punchconnect/punchconnect/internal/id"
+	"github.com/punchconnect/punchconnect/internal/store"
+)
+
+// runIngest is the part of the conformance suite the ingest pipeline and
+// the device gateway stand on.
+func runIngest(t *testing.T, b Backend) {
+	t.Run("Punches", func(t *testing.T) { testPunches(t, b) })
+	t.Run("Events", func(t *testing.T) { testEvents(t, b) })
+	t.Run("DeviceState", func(t *testing.T) { testDeviceState(t, b) })
+	t.Run("Unclaimed", func(t *testing.T) { testUnclaimed(t, b) })
+	t.Run("DeviceUsers", func(t *testing.T) { testDeviceUsers(t, b) })
+	t.Run("SharedTx", func(t *testing.T) { testSharedTx(t, b) })
+}
+
+func punchAt(acct, dev string, emp *string, badge string, at time.Time, status attendance.PunchStatus, key string) attendance.Punch {
+	p := attendance.Punch{
+		ID: id.New(id.Punch), AccountID: acct, DeviceID: dev, EmployeeID: emp, BadgeNumber: badge, Status: status,
+		Time: at, DeviceTime: at.Format("2006-01-02 15:04:05"), LocalTime: at.Format(time.RFC3339),
+		LocalDate: attendance.DateInt(at), WorkDate: attendance.DateInt(at), ReceivedAt: at.Add(time.Minute),
+		Method: attendance.MethodFingerprint, Source: attendance.SourcePush, Raw: "raw " + key, DedupKey: key, CreatedAt: at,
+	}
+	if status == attendance.PunchAccepted {
+		p.Direction, p.DirectionSource = attendance.In, attendance.DirectionFromRule
+	} else {
+		p.Reason = attendance.ReasonUnregisteredBadge
+	}
+	return p
+}
+
+func testPunches(t *testing.T, b Backend) {
+	ctx := context.Background()
+	s := b.Open(t, store.Options{})
+	acme, _ := NewAccount(t, s, "Acme")
+	rival, _ := NewAccount(t, s, "Rival")
+	dev, err := createDevice(t, s, acme.ID, attendance.DeviceInput{SerialNumber: attendance.Some("P1"), Site: attendance.Some("North")})
+	must(t, err)
+	emp, err := createEmployee(t, s, acme.ID, attendance.EmployeeInput{BadgeNumber: attendance.Some("7")})
+	must(t, err)
+
+	var punches []attendance.Punch
+	for i := range 12 {
+		punches = append(punches, punchAt(acme.ID, dev.ID, &emp.ID, "7", Epoch.Add(time.Duration(i)*time.Hour), attendance.PunchAccepted, fmt.Sprintf("k%02d", i)))
+	}
+	held := punchAt(acme.ID, dev.ID, nil, "99", Epoch, attendance.PunchRejected, "held")
+	var inserted map[string]bool
+	must(t, s.InTx(ctx, func(tx *store.Tx) (err error) {
+		inserted, err = tx.InsertPunches(ctx, append(slices.Clone(punches), held))
+		return err
+	}))
+	if len(inserted) != 13 {
+		t.Fatalf("inserted %d of 13", len(inserted))
+	}
+	// The same dedup key again is not stored twice; another account's is its own.
+	again := punchAt(acme.ID, dev.ID, &emp.ID, "7", Epoch, attendance.PunchAccepted, "k00")
+	other := punchAt(rival.ID, "dev_x", nil, "7", Epoch, attendance.PunchAccepted, "k00")
+	must(t, s.InTx(ctx, func(tx *store.Tx) (err error) {
+		inserted, err = tx.InsertPunches(ctx, []attendance.Punch{again, other})
+		return err
+	}))
+	if inserted[again.ID] || !inserted[other.ID] {
+		t.Fatalf("dedup across accounts wrong: %v", inserted)
+	}
+	must(t, s.InTx(ctx, func(tx *store.Tx) error {
+		got, err := tx.ExistingDedupKeys(ctx, acme.ID, []string{"k00", "k05", "nope", "held"})
+		if err != nil {
+			return err
+		}
+		if !reflect.DeepEqual(got, map[string]bool{"k00": true, "k05": true, "held": true}) {
+			t.Errorf("ExistingDedupKeys = %v", got)
+		}
+		refs, err := tx.AcceptedPunches(ctx, acme.ID, []string{emp.ID, "emp_other"}, Epoch.Add(2*time.Hour), Epoch.Add(5*time.Hour))
+		if err != nil {
+			return err
+		}
+		if len(refs) != 4 || !refs[0].Time.Equal(Epoch.Add(2*time.Hour)) || refs[3].DeviceID != dev.ID {
+			t.Errorf("AcceptedPunches = %+v", refs)
+		}
+		p, err := tx.PunchByDedupKey(ctx, acme.ID, "k03")
+		if err != nil || p.ID != punches[3].ID || p.Device.SerialNumber != "P1" || p.Employee == nil || p.Employee.ID != emp.ID {
+			t.Errorf("PunchByDedupKey = %+v, %v", p, err)
+		}
+		hs, err := tx.HeldForBadge(ctx, acme.ID, "99")
+		if err != nil || len(hs) != 1 || hs[0].ID != held.ID {
+			t.Errorf("HeldForBadge = %v, %v", hs, err)
+		}
+		return nil
+	}))
+
+	t.Run("list and walk", func(t *testing.T) {
+		q := store.PunchQuery{Status: attendance.PunchAccepted, DeviceID: dev.ID}
+		var walked []string
+		p := store.ListParams{Sort: store.PunchSorts[0], Limit: 5}
+		for range 5 {
+			page, err := s.ListPunches(ctx, acme.ID, q, p)
+			must(t, err)
+			if page.Total != 12 {
+				t.Fatalf("total %d", page.Total)
+			}
+			for _, x := range page.Items {
+				walked = append(walked, x.ID)
+			}
+			if page.Next == nil {
+				break
+			}
+			p.After = page.Next
+		}
+		var want []string
+		for _, x := range punches {
+			want = append(want, x.ID)
+		}
+		if !slices.Equal(walked, want) {
+			t.Fatalf("walk = %v\nwant %v", walked, want)
+		}
+		for _, tc := range []struct {
+			q    store.PunchQuery
+			want int
+		}{
+			{store.PunchQuery{Status: attendance.PunchAccepted, BadgeNumber: "7"}, 12},
+			{store.PunchQuery{Status: attendance.PunchAccepted, Site: "North"}, 12},
+			{store.PunchQuery{Status: attendance.PunchAccepted, Site: "South"}, 0},
+			{store.PunchQuery{Status: attendance.PunchAccepted, From: Epoch.Add(time.Hour), To: Epoch.Add(3 * time.Hour)}, 3},
+			{store.PunchQuery{Status: attendance.PunchAccepted, ReceivedFrom: Epoch.Add(11*time.Hour + time.Minute)}, 1},
+			{store.PunchQuery{Status: attendance.PunchAccepted, LocalFrom: attendance.DateInt(Epoch), LocalTo: attendance.DateInt(Epoch)}, 12},
+			{store.PunchQuery{Status: attendance.PunchRejected, BadgeNumber: "99"}, 1},
+			{store.PunchQuery{Status: attendance.PunchRejected, Reason: "duplicate_window"}, 0},
+		} {
+			page, err := s.ListPunches(ctx, acme.ID, tc.q, store.ListParams{Sort: store.PunchSorts[0], Limit: 50})
+			must(t, err)
+			if page.Total != tc.want || len(page.Items) != tc.want {
+				t.Errorf("%+v: total %d items %d, want %d", tc.q, page.Total, len(page.Items), tc.want)
+			}
+		}
+		page, err := s.ListPunches(ctx, rival.ID, store.PunchQuery{Status: attendance.PunchAccepted}, store.ListParams{Sort: store.PunchSorts[0], Limit: 50})
+		must(t, err)
+		if page.Total != 1 {
+			t.Fatalf("rival sees %d punches", page.Total)
+		}
+		_, err = s.ListPunches(ctx, acme.ID, store.PunchQuery{Status: attendance.PunchAccepted},
+			store.ListParams{Sort: store.PunchSorts[0], Limit: 5, After: &store.Keyset{Value: int64(0), Tie: "not-a-number"}})
+		wantCode(t, err, attendance.CodeInvalidCursor)
+	})
+
+	t.Run("release", func(t *testing.T) {
+		must(t, s.InTx(ctx, func(tx *store.Tx) error {
+			p, err := tx.RejectedPunch(ctx, acme.ID, held.ID)
+			if err != nil {
+				return err
+			}
+			p.Reason, p.Detail = attendance.ReasonInactiveEmployee, "inactive"
+			if err := tx.UpdateRejection(ctx, &p); err != nil {
+				return err
+			}
+			p.Status, p.EmployeeID, p.Direction, p.DirectionSource, p.ReleasedAt = attendance.PunchAccepted, &emp.ID, attendance.Out, attendance.DirectionFromRule, Epoch
+			return tx.AcceptPunch(ctx, &p)
+		}))
+		p, err := s.Punch(ctx, acme.ID, held.ID)
+		must(t, err)
+		if p.Status != attendance.PunchAccepted || p.Reason != "" || !p.ReleasedAt.Equal(Epoch) || p.Direction != attendance.Out {
+			t.Fatalf("released = %+v", p)
+		}
+		err = s.InTx(ctx, func(tx *store.Tx) error {
+			p.ID = held.ID
+			return tx.AcceptPunch(ctx, &p)
+		})
+		wantCode(t, err, attendance.CodeResourceNotFound)
+		_, err = s.Punch(ctx, rival.ID, held.ID)
+		wantCode(t, err, attendance.CodeResourceNotFound)
+	})
+}
+
+func testEvents(t *testing.T, b Backend) {
+	ctx := context.Background()
+	s := b.Open(t, store.Options{})
+	acme, _ := NewAccount(t, s, "Acme")
+	rival, _ := NewAccount(t, s, "Rival")
+	var evs []attendance.Event
+	for i := range 250 { // more than one insert chunk
+		acct := acme.ID
+		if i%10 == 9 {
+			acct = rival.ID
+		}
+		evs = append(evs, attendance.Event{ID: id.New(id.Event), AccountID: acct, Type: attendance.EventDeviceStatus, CreatedAt: Epoch,
+			DeviceID: "dev_1", Payload: []byte(fmt.Sprintf(`{"n":%d}`, i))})
+	}
+	must(t, s.InTx(ctx, func(tx *store.Tx) error { return tx.InsertEvents(ctx, evs) }))
+	got, err := s.EventsSince(ctx, acme.ID, 0, 1000)
+	must(t, err)
+	if len(got) != 225 || got[0].ID != evs[0].ID || string(got[0].Payload) != `{"n":0}` || got[0].EmployeeID != "" {
+		t.Fatalf("events = %d, first %+v", len(got), got[0])
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Seq <= got[i-1].Seq {
+			t.Fatal("events out of order")
+		}
+	}
+	rest, err := s.EventsSince(ctx, acme.ID, got[199].Seq, 1000)
+	must(t, err)
+	if len(rest) != 25 {
+		t.Fatalf("after seq: %d", len(rest))
+	}
+}
+
+func testDeviceState(t *testing.T, b Backend) {
+	ctx := context.Background()
+	clock := NewClock(Epoch)
+	s := b.Open(t, store.Options{Now: clock.Now})
+	acme, _ := NewAccount(t, s, "Acme")
+	d, err := createDevice(t, s, acme.ID, attendance.DeviceInput{SerialNumber: attendance.Some("STATE1")})
+	must(t, err)
+	off, tz, users, capacity := 300, 330, 12, 100000
+	d.Status, d.LastSeenAt, d.ClockOffsetSeconds, d.Firmware = attendance.DeviceStatusOnline, Epoch, &off, "Ver 2.0"
+	d.Protocol, d.PushVersion, d.Language, d.IPAddress, d.CompleteThrough = "attendance", "2.4.1", "69", "10.0.0.2", Epoch
+	d.Counts = attendance.DeviceCounts{Users: &users, LogCapacity: &capacity}
+	d.RegistryCode, d.TZOffsetSent, d.TZCheckAt, d.ClockSamples = "abc", &tz, Epoch, []float64{299.5, 300.1}
+	d.LastHeartbeatAt, d.OnlineSince, d.LastBacklogAt, d.LogWarned = Epoch, Epoch, Epoch, true
+	d.Stamps = map[string]string{"ATTLOG": "9999"}
+	must(t, s.InTx(ctx, func(tx *store.Tx) error { return tx.SaveDeviceState(ctx, &d) }))
+	var got attendance.Device
+	must(t, s.InTx(ctx, func(tx *store.Tx) (err error) {
+		var found bool
+		got, found, err = tx.DeviceBySerial(ctx, "STATE1")
+		if !found {
+			t.Error("not found by serial")
+		}
+		return err
+	}))
+	if !reflect.DeepEqual(got, d) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, d)
+	}
+	if _, found, err := s.DeviceBySerial(ctx, "NOPE"); found || err != nil {
+		t.Fatalf("unknown serial: %v %v", found, err)
+	}
+
+	// Many nodes checking at once turn a silent device offline exactly once.
+	clock.Advance(time.Hour)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	changed := 0
+	for range 4 {
+		wg.Go(func() {
+			err := s.InTx(ctx, func(tx *store.Tx) error {
+				devs, err := tx.MarkOffline(ctx, clock.Now().Add(-90*time.Second).UnixMicro(), 100)
+				mu.Lock()
+				changed += len(devs)
+				mu.Unlock()
+				return err
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if changed != 1 {
+		t.Fatalf("%d offline transitions, want 1", changed)
+	}
+	got, err = s.Device(ctx, acme.ID, d.ID)
+	must(t, err)
+	if got.Status != attendance.DeviceStatusOffline {
+		t.Fatalf("status %s", got.Status)
+	}
+}
+
+func testUnclaimed(t *testing.T, b Backend) {
+	ctx := context.Background()
+	clock := NewClock(Epoch)
+	s := b.Open(t, store.Options{Now: clock.Now})
+	see := func(serial, ip string) {
+		must(t, s.InTx(ctx, func(tx *store.Tx) error { return tx.SeeUnclaimed(ctx, serial, ip, "", "", time.Minute) }))
+	}
+	see("GHOST", "10.0.0.1")
+	clock.Advance(10 * time.Second)
+	see("GHOST", "10.0.0.2") // within a minute: not written
+	clock.Advance(time.Minute)
+	see("GHOST", "10.0.0.3")
+	must(t, s.InTx(ctx, func(tx *store.Tx) error {
+		return tx.SeeUnclaimed(ctx, "GHOST", "10.0.0.4", "2.4.1", "acc", time.Minute)
+	}))
+	hold := func(serial string, size int) error {
+		see(serial, "10.0.0.9")
+		return s.InTx(ctx, func(tx *store.Tx) error {
+			return tx.HoldUpload(ctx, attendance.HeldUpload{SerialNumber: serial, Kind: "ATTLOG", Query: "table=ATTLOG", Body: make([]byte, size), RemoteIP: "10.0.0.9"}, 100, 150)
+		})
+	}
+	must(t, hold("GHOST", 60))
+	must(t, hold("GHOST", 40))
+	if err := hold("GHOST", 1); !errors.Is(err, store.ErrHeldFull) {
+		t.Fatalf("over the per-serial limit: %v", err)
+	}
+	must(t, hold("OTHER", 50))
+	if err := hold("THIRD", 1); !errors.Is(err, store.ErrHeldFull) {
+		t.Fatalf("over the total limit: %v", err)
+	}
+	list, err := s.UnclaimedDevices(ctx)
+	must(t, err)
+	byserial := map[string]attendance.UnclaimedDevice{}
+	for _, u := range list {
+		byserial[u.SerialNumber] = u
+	}
+	g := byserial["GHOST"]
+	// Contact within a minute of the last recorded one is not written (nor counted).
+	if g.Requests != 3 || g.LastIP != "10.0.0.4" || g.PushVersion != "2.4.1" || g.DeviceType != "acc" || g.HeldUploads != 2 || g.HeldBytes != 100 || !g.FirstSeenAt.Equal(Epoch) {
+		t.Fatalf("GHOST = %+v", g)
+	}
+	var held []attendance.HeldUpload
+	must(t, s.InTx(ctx, func(tx *store.Tx) (err error) {
+		held, err = tx.ClaimHeld(ctx, "GHOST")
+		return err
+	}))
+	if len(held) != 2 || len(held[0].Body) != 60 || len(held[1].Body) != 40 || held[0].Query != "table=ATTLOG" {
+		t.Fatalf("claimed %+v", held)
+	}
+	list, _ = s.UnclaimedDevices(ctx)
+	if len(list) != 2 {
+		t.Fatalf("after claiming: %+v", list)
+	}
+	must(t, s.InTx(ctx, func(tx *store.Tx) (err error) {
+		held, err = tx.ClaimHeld(ctx, "GHOST")
+		return err
+	}))
+	if len(held) != 0 {
+		t.Fatal("claimed twice")
+	}
+}
+
+func testDeviceUsers(t *testing.T, b Backend) {
+	ctx := context.Background()
+	s := b.Open(t, store.Options{Now: NewClock(Epoch).Now})
+	acme, _ := NewAccount(t, s, "Acme")
+	rival, _ := NewAccount(t, s, "Rival")
+	d, err := createDevice(t, s, acme.ID, attendance.DeviceInput{SerialNumber: attendance.Some("USERS1")})
+	must(t, err)
+	emp, err := createEmployee(t, s, acme.ID, attendance.EmployeeInput{BadgeNumber: attendance.Some("016")})
+	must(t, err)
+	pri := 14
+	must(t, s.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.CountDeviceTemplates(ctx, d.ID, "016", 2, Epoch); err != nil {
+			return err
+		}
+		if err := tx.UpsertDeviceUsers(ctx, []attendance.DeviceUser{
+			{DeviceID: d.ID, PIN: "016", Name: "张三", NameRaw: []byte{0xd5, 0xc5, 0xc8, 0xfd}, Privilege: &pri, Card: "[15CD5B07]", HasPassword: true, Group: "1", UpdatedAt: Epoch},
+			{DeviceID: d.ID, PIN: "16", Name: "Other", UpdatedAt: Epoch},
+		}); err != nil {
+			return err
+		}
+		return tx.CountDeviceTemplates(ctx, d.ID, "016", 1, Epoch)
+	}))
+	page, err := s.ListDeviceUsers(ctx, acme.ID, d.ID, store.ListParams{Sort: store.DeviceUserSorts[0], Limit: 10})
+	must(t, err)
+	if page.Total != 2 || len(page.Items) != 2 {
+		t.Fatalf("users = %+v", page)
+	}
+	u := page.Items[0]
+	if u.PIN != "016" || u.Name != "张三" || !reflect.DeepEqual(u.NameRaw, []byte{0xd5, 0xc5, 0xc8, 0xfd}) || *u.Privilege != 14 ||
+		u.Templates != 3 || u.EmployeeID == nil || *u.EmployeeID != emp.ID {
+		t.Fatalf("016 = %+v", u)
+	}
+	if page.Items[1].EmployeeID != nil {
+		t.Fatal(`"16" matched the employee with badge "016"`)
+	}
+	page, err = s.ListDeviceUsers(ctx, rival.ID, d.ID, store.ListParams{Sort: store.DeviceUserSorts[0], Limit: 10})
+	must(t, err)
+	if page.Total != 0 {
+		t.Fatal("another account lists the device's users")
+	}
+}
+
+func testSharedTx(t *testing.T, b Backend) {
+	ctx := context.Background()
+	s := b.Open(t, store.Options{})
+	acme, _ := NewAccount(t, s, "Acme")
+	const jobs = 40
+	var wg sync.WaitGroup
+	errs := make([]error, jobs)
+	for i := range jobs {
+		wg.Go(func() {
+			errs[i] = s.InTxShared(ctx, func(tx *store.Tx) error {
+				_, err := tx.CreateDevice(ctx, acme.ID, attendance.DeviceInput{SerialNumber: attendance.Some(fmt.Sprintf("SH%03d", i))})
+				if err != nil {
+					return err
+				}
+				switch i % 10 {
+				case 3:
+					return errors.New("job failed after writing")
+				case 7:
+					panic("job panicked after writing")
+				}
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	failed := 0
+	for i, err := range errs {
+		if (i%10 == 3 || i%10 == 7) != (err != nil) {
+			t.Fatalf("job %d: %v", i, err)
+		}
+		if err != nil {
+			failed++
+		}
+	}
+	n, err := s.CountDevices(ctx, acme.ID)
+	must(t, err)
+	if n != jobs-failed {
+		t.Fatalf("%d devices, want %d: failed jobs must roll back alone", n, jobs-failed)
+	}
+}
