@@ -161,6 +161,9 @@ func Process(ctx context.Context, tx *store.Tx, b Batch) ([]Result, error) {
 			empIDs = append(empIDs, e.ID)
 		}
 	}
+	if err := tx.LockEmployees(ctx, empIDs); err != nil {
+		return nil, err
+	}
 	hist := history{}
 	if len(empIDs) > 0 {
 		// Direction counts the earlier punches of the same attendance day;

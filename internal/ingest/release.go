@@ -35,6 +35,9 @@ func Release(ctx context.Context, tx *store.Tx, settings attendance.Settings, he
 	for _, e := range employees {
 		empIDs = append(empIDs, e.ID)
 	}
+	if err := tx.LockEmployees(ctx, empIDs); err != nil {
+		return nil, err
+	}
 	hist := history{}
 	if len(empIDs) > 0 {
 		// Held records are released in time order, each counting the earlier
