@@ -22,7 +22,9 @@ import (
 
 	"github.com/punchconnect/punchconnect/internal/adms"
 	"github.com/punchconnect/punchconnect/internal/config"
+	"github.com/punchconnect/punchconnect/internal/delivery"
 	"github.com/punchconnect/punchconnect/internal/httpapi"
+	"github.com/punchconnect/punchconnect/internal/mail"
 	"github.com/punchconnect/punchconnect/internal/store"
 )
 
@@ -75,6 +77,7 @@ type Main struct {
 	serveResult  error
 	stop         context.CancelFunc
 	wg           sync.WaitGroup
+	sender       *delivery.Sender
 }
 
 // NewLogger builds the process logger from the config.
@@ -145,10 +148,32 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	slots, err := m.Config.RetrySlots()
+	if err != nil {
+		return err
+	}
+	var mailer mail.Sender
+	if m.Config.SMTPURL != "" {
+		if mailer, err = mail.NewSMTP(m.Config.SMTPURL, m.Config.SMTPFrom); err != nil {
+			return err
+		}
+	} else {
+		m.Logger.Warn("no --smtp-url: failure e-mails are kept in the outbox but not sent")
+	}
+	notifier := delivery.NewNotifier(s, mailer, m.Logger, m.Now)
+	m.sender = delivery.NewSender(m.Config.WebhookTimeout, m.Config.AllowPrivateWebhookURLs, VersionString(), m.Now)
+	dispatcher, err := delivery.NewDispatcher(delivery.Config{
+		Store: s, Sender: m.sender, Logger: m.Logger, Now: m.Now, Slots: slots, PublicURL: publicURL,
+		Timeout: m.Config.WebhookTimeout, Notify: notifier.Kick,
+	})
+	if err != nil {
+		return err
+	}
 	api, err := httpapi.New(httpapi.Config{
 		Store: s, Logger: m.Logger, PublicURL: publicURL, Version: VersionString(), Now: m.Now,
 		RateLimitPerDevice: m.Config.RateLimitPerDevice, RequestTimeout: m.Config.RequestTimeout, Registry: reg,
 		Devices: gateway, Held: gateway, Records: gateway.RecordsCounter(),
+		Sender: m.sender, Deliveries: dispatcher, AllowPrivateWebhookURLs: m.Config.AllowPrivateWebhookURLs,
 	})
 	if err != nil {
 		return err
@@ -191,6 +216,9 @@ func (m *Main) Run(ctx context.Context) error {
 	m.stop = stop
 	m.wg.Go(func() { m.sweep(bg) })
 	m.wg.Go(func() { m.watchOffline(bg) })
+	m.wg.Go(func() { dispatcher.Run(bg) })
+	m.wg.Go(func() { dispatcher.RunReplays(bg) })
+	m.wg.Go(func() { notifier.Run(bg) })
 
 	m.Logger.Info("serving", "url", m.URL, "public_url", publicURL, "device_url", m.DeviceURL,
 		"database", s.Dialect().String(), "version", VersionString())
@@ -303,8 +331,13 @@ func (m *Main) Close(ctx context.Context) error {
 		}
 	}
 	if m.stop != nil {
+		// Delivery workers finish the request in flight and commit what
+		// they sent; anything cut short is sent again after a restart.
 		m.stop()
 		m.wg.Wait()
+	}
+	if m.sender != nil {
+		m.sender.Close()
 	}
 	if m.Store != nil {
 		errs = append(errs, m.Store.Close())

@@ -40,6 +40,10 @@ const (
 	CodeInvalidIdempotencyKey    Code = "invalid_idempotency_key"
 	CodeNotReleasable            Code = "not_releasable"
 	CodeBadgeNotRegistered       Code = "badge_not_registered"
+	CodeInvalidWebhookURL        Code = "invalid_webhook_url"
+	CodeWebhookURLNotAllowed     Code = "webhook_url_not_allowed"
+	CodeUnknownEventType         Code = "unknown_event_type"
+	CodeTooManyWebhooks          Code = "too_many_webhooks"
 	CodeInternalError            Code = "internal_error"
 	CodeServiceUnavailable       Code = "service_unavailable"
 )
@@ -52,7 +56,8 @@ var Codes = []Code{
 	CodeBadgeNumberTaken, CodeExternalIDTaken, CodeResourceNotFound, CodeRouteNotFound,
 	CodeMethodNotAllowed, CodeMissingAPIKey, CodeInvalidAPIKey, CodeRateLimited,
 	CodeIdempotencyKeyReused, CodeIdempotencyKeyInProgress, CodeInvalidIdempotencyKey,
-	CodeNotReleasable, CodeBadgeNotRegistered, CodeInternalError, CodeServiceUnavailable,
+	CodeNotReleasable, CodeBadgeNotRegistered, CodeInvalidWebhookURL, CodeWebhookURLNotAllowed,
+	CodeUnknownEventType, CodeTooManyWebhooks, CodeInternalError, CodeServiceUnavailable,
 }
 
 // Error is a failure the client can act on: a code, a sentence that says what

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/punchconnect/punchconnect/internal/adms"
+	"github.com/punchconnect/punchconnect/internal/delivery"
 	"github.com/punchconnect/punchconnect/internal/httpapi"
+	"github.com/punchconnect/punchconnect/internal/mail"
 	"github.com/punchconnect/punchconnect/internal/store"
 )
 
@@ -40,6 +42,18 @@ type Config struct {
 	TrustedProxies     string        // comma-separated CIDRs whose X-Forwarded-For is believed
 	HeldUploadsMax     int64         // bytes kept for serials no account has registered
 	PprofAddr          string        // optional listener for /debug/pprof (profiling)
+
+	WebhookTimeout          time.Duration
+	WebhookRetrySchedule    string // offsets from the first attempt
+	AllowPrivateWebhookURLs bool
+	SMTPURL                 string
+	SMTPFrom                string
+}
+
+// RetrySlots parses WebhookRetrySchedule into the slots' offsets, the first
+// attempt's 0 included.
+func (c *Config) RetrySlots() ([]time.Duration, error) {
+	return delivery.ParseSchedule(c.WebhookRetrySchedule)
 }
 
 // OfflineAfter is how long without contact makes a device offline.
@@ -84,6 +98,9 @@ func Default() Config {
 		BootstrapName:      "Default",
 		DevicePollInterval: adms.DefaultPollInterval,
 		HeldUploadsMax:     adms.DefaultHeldTotal,
+
+		WebhookTimeout:       delivery.DefaultTimeout,
+		WebhookRetrySchedule: delivery.DefaultSchedule,
 	}
 }
 
@@ -111,6 +128,13 @@ func (c *Config) ServeFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs of reverse proxies whose X-Forwarded-For gives the device address")
 	fs.Int64Var(&c.HeldUploadsMax, "held-uploads-max-bytes", c.HeldUploadsMax, "space for uploads of serials no account has registered yet")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "optional listen address for Go's /debug/pprof profiles (keep it on loopback)")
+	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.WebhookTimeout, "how long a webhook endpoint has to answer one delivery")
+	fs.StringVar(&c.WebhookRetrySchedule, "webhook-retry-schedule", c.WebhookRetrySchedule,
+		"retries of a failed delivery: offsets from the first attempt; the last is the final attempt")
+	fs.BoolVar(&c.AllowPrivateWebhookURLs, "allow-private-webhook-urls", c.AllowPrivateWebhookURLs,
+		"let webhooks reach loopback, private and link-local addresses (local development; never on a shared server)")
+	fs.StringVar(&c.SMTPURL, "smtp-url", c.SMTPURL, "SMTP server for failure e-mails: smtp://user:pass@host:port (STARTTLS when offered) or smtps://…")
+	fs.StringVar(&c.SMTPFrom, "smtp-from", c.SMTPFrom, "From address of failure e-mails, such as PunchConnect <alerts@example.com>")
 }
 
 // Validate checks values flags cannot check themselves.
@@ -139,6 +163,20 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.Proxies(); err != nil {
 		return err
+	}
+	if c.WebhookTimeout < 100*time.Millisecond || c.WebhookTimeout > 5*time.Minute {
+		return fmt.Errorf("--webhook-timeout must be between 100ms and 5m")
+	}
+	if _, err := c.RetrySlots(); err != nil {
+		return err
+	}
+	if c.SMTPURL != "" {
+		if c.SMTPFrom == "" {
+			return fmt.Errorf("--smtp-url is set but --smtp-from is not: failure e-mails need a From address")
+		}
+		if _, err := mail.NewSMTP(c.SMTPURL, c.SMTPFrom); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -122,6 +122,28 @@ func LogNearlyFull(d attendance.Device, records, capacity int, now time.Time) at
 	return attendance.Event{ID: evID, AccountID: d.AccountID, Type: attendance.EventDeviceLogNearlyFull, CreatedAt: now, DeviceID: d.ID, Payload: mustJSON(body)}
 }
 
+type testBody struct {
+	EventID   string `json:"event_id"`
+	EventType string `json:"event_type"`
+	Timestamp string `json:"timestamp"`
+	Webhook   struct {
+		ID  string `json:"id"`
+		URL string `json:"url"`
+	} `json:"webhook"`
+	Message  string   `json:"message"`
+	Metadata metadata `json:"metadata"`
+}
+
+// Test builds the webhook.test event POST /v1/webhooks/{id}/test sends: it
+// is signed and shaped like every other event, and never stored.
+func Test(w attendance.Webhook, now time.Time) attendance.Event {
+	evID := id.New(id.Event)
+	body := testBody{EventID: evID, EventType: attendance.EventWebhookTest, Timestamp: FormatTime(now),
+		Message: "A test event from PunchConnect. Your endpoint verified its signature if it answered 2xx."}
+	body.Webhook.ID, body.Webhook.URL = w.ID, w.URL
+	return attendance.Event{ID: evID, AccountID: w.AccountID, Type: attendance.EventWebhookTest, CreatedAt: now, Payload: mustJSON(body)}
+}
+
 // Ref is what events say of a device.
 func Ref(d attendance.Device) attendance.DeviceRef {
 	return attendance.DeviceRef{ID: d.ID, SerialNumber: d.SerialNumber, Name: d.Name, Site: d.Site}

@@ -40,6 +40,9 @@ type routeOptions struct {
 	// unmetered routes carry device traffic: they are not rate limited and
 	// do not count, but still show the account's usage.
 	unmetered bool
+	// streaming routes answer for as long as the client listens: no
+	// request timeout.
+	streaming bool
 }
 
 type routeOption func(*routeOptions)
@@ -47,6 +50,8 @@ type routeOption func(*routeOptions)
 func bodyLimit(n int64) routeOption { return func(o *routeOptions) { o.bodyLimit = n } }
 
 func unmetered() routeOption { return func(o *routeOptions) { o.unmetered = true } }
+
+func streaming() routeOption { return func(o *routeOptions) { o.streaming = true } }
 
 // api registers an authenticated, rate-limited, idempotent /v1 route.
 func (s *Server) api(pattern string, h apiHandler, opts ...routeOption) {
@@ -56,9 +61,11 @@ func (s *Server) api(pattern string, h apiHandler, opts ...routeOption) {
 	}
 	s.apiRoutes = append(s.apiRoutes, pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
-		defer cancel()
-		r = r.WithContext(ctx)
+		if !ro.streaming {
+			ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
 		acct, err := s.admit(w, r, !ro.unmetered)
 		if err != nil {
 			s.writeError(w, r, err)

@@ -49,6 +49,10 @@ var errorClasses = map[attendance.Code]errorClass{
 	attendance.CodeInvalidIdempotencyKey:    {http.StatusBadRequest, typeIdempotency},
 	attendance.CodeNotReleasable:            {http.StatusConflict, typeInvalidRequest},
 	attendance.CodeBadgeNotRegistered:       {http.StatusConflict, typeInvalidRequest},
+	attendance.CodeInvalidWebhookURL:        {http.StatusBadRequest, typeInvalidRequest},
+	attendance.CodeWebhookURLNotAllowed:     {http.StatusBadRequest, typeInvalidRequest},
+	attendance.CodeUnknownEventType:         {http.StatusBadRequest, typeInvalidRequest},
+	attendance.CodeTooManyWebhooks:          {http.StatusConflict, typeInvalidRequest},
 	attendance.CodeInternalError:            {http.StatusInternalServerError, typeAPI},
 	attendance.CodeServiceUnavailable:       {http.StatusServiceUnavailable, typeAPI},
 }

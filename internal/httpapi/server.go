@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/punchconnect/punchconnect/internal/attendance"
+	"github.com/punchconnect/punchconnect/internal/delivery"
 	"github.com/punchconnect/punchconnect/internal/id"
 	"github.com/punchconnect/punchconnect/internal/store"
 )
@@ -51,6 +52,15 @@ type Config struct {
 	Held HeldReplayer
 	// Records counts punch records by outcome; shared with the gateway.
 	Records *prometheus.CounterVec
+	// Sender sends webhook test events (default: one with the default
+	// timeout and AllowPrivateWebhookURLs).
+	Sender *delivery.Sender
+	// Deliveries is woken when the API makes deliveries due; nil: nobody
+	// to wake (the dispatcher polls).
+	Deliveries Deliverer
+	// AllowPrivateWebhookURLs lets webhooks point at loopback and private
+	// addresses (--allow-private-webhook-urls).
+	AllowPrivateWebhookURLs bool
 }
 
 // HeldReplayer processes the uploads of a serial received before any
@@ -75,6 +85,10 @@ type Server struct {
 	apiRoutes      []string
 	held           HeldReplayer
 	records        *prometheus.CounterVec
+
+	sender               *delivery.Sender
+	dispatcher           Deliverer
+	allowPrivateWebhooks bool
 }
 
 // New builds a Server and its routes.
@@ -98,6 +112,10 @@ func New(cfg Config) (*Server, error) {
 		store: cfg.Store, log: cfg.Logger, publicURL: strings.TrimRight(cfg.PublicURL, "/"), version: cfg.Version,
 		now: cfg.Now, perDevice: cfg.RateLimitPerDevice, requestTimeout: cfg.RequestTimeout,
 		mux: http.NewServeMux(), held: cfg.Held, records: cfg.Records,
+		sender: cfg.Sender, dispatcher: cfg.Deliveries, allowPrivateWebhooks: cfg.AllowPrivateWebhookURLs,
+	}
+	if s.sender == nil {
+		s.sender = delivery.NewSender(delivery.DefaultTimeout, cfg.AllowPrivateWebhookURLs, cfg.Version, cfg.Now)
 	}
 	var err error
 	if s.metrics, err = newHTTPMetrics(cfg.Registry); err != nil {
@@ -146,6 +164,25 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	s.api("POST /v1/attendance/rejected/{id}/release", s.releaseRejected)
 	s.api("GET /v1/attendance/{id}", s.getAttendance)
 	s.api("POST /v1/punches", s.postPunches, bodyLimit(punchesBodyLimit), unmetered())
+
+	s.api("GET /v1/webhooks", s.listWebhooks)
+	s.api("POST /v1/webhooks", s.createWebhook)
+	s.api("GET /v1/webhooks/{id}", s.getWebhook)
+	s.api("PATCH /v1/webhooks/{id}", s.updateWebhook)
+	s.api("DELETE /v1/webhooks/{id}", s.deleteWebhook)
+	s.api("GET /v1/webhooks/{id}/secret", s.revealSecret)
+	s.api("POST /v1/webhooks/{id}/rotate_secret", s.rotateSecret)
+	s.api("POST /v1/webhooks/{id}/test", s.testWebhook)
+	s.api("POST /v1/webhooks/{id}/retry", s.retryWebhook)
+	s.api("POST /v1/webhooks/{id}/replay", s.replayWebhook)
+	s.api("GET /v1/webhooks/{id}/replays/{replay_id}", s.getReplay)
+	s.api("GET /v1/webhooks/{id}/deliveries", s.listWebhookDeliveries)
+
+	s.api("GET /v1/events", s.listEvents)
+	s.api("GET /v1/events/stream", s.streamEvents, streaming())
+	s.api("GET /v1/events/{id}", s.getEvent)
+	s.api("GET /v1/events/{id}/deliveries", s.listEventDeliveries)
+	s.api("POST /v1/events/{id}/redeliver", s.redeliverEvent)
 }
 
 // Routes lists the "METHOD /path" patterns of the /v1 API, for the check

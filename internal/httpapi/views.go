@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/punchconnect/punchconnect/internal/attendance"
+	"github.com/punchconnect/punchconnect/internal/delivery"
 	"github.com/punchconnect/punchconnect/internal/event"
+	"github.com/punchconnect/punchconnect/internal/store"
 )
 
 // The JSON shapes of API objects. Field names are the contract; times are
@@ -241,4 +244,190 @@ func optTime(t time.Time) *string {
 	}
 	s := formatTime(t)
 	return &s
+}
+
+// webhookView is a webhook endpoint. secret is null except when the
+// webhook is created, its secret rotated, or revealed explicitly.
+type webhookView struct {
+	ID                      string              `json:"id"`
+	Object                  string              `json:"object"`
+	URL                     string              `json:"url"`
+	Events                  []string            `json:"events"`
+	Description             string              `json:"description"`
+	Enabled                 bool                `json:"enabled"`
+	DisabledReason          *string             `json:"disabled_reason"`
+	Secret                  *string             `json:"secret"`
+	PreviousSecretExpiresAt *string             `json:"previous_secret_expires_at"`
+	Delivery                webhookDeliveryView `json:"delivery"`
+	CreatedAt               string              `json:"created_at"`
+	UpdatedAt               string              `json:"updated_at"`
+}
+
+// webhookDeliveryView is how delivery to an endpoint is going.
+type webhookDeliveryView struct {
+	State             string  `json:"state"` // healthy, failing or disabled
+	FailingSince      *string `json:"failing_since"`
+	LastDeliveredAt   *string `json:"last_delivered_at"`
+	PendingDeliveries int     `json:"pending_deliveries"`
+	NextAttemptAt     *string `json:"next_attempt_at"`
+	RetryAfter        *string `json:"retry_after"`
+}
+
+func viewWebhook(w attendance.Webhook, st store.WebhookStats, withSecret bool) webhookView {
+	v := webhookView{
+		ID: w.ID, Object: "webhook", URL: w.URL, Events: w.Events, Description: w.Description, Enabled: w.Enabled,
+		DisabledReason: optString(w.DisabledReason), PreviousSecretExpiresAt: optTime(w.PreviousSecretUntil),
+		Delivery: webhookDeliveryView{
+			State: w.State, FailingSince: optTime(w.FailingSince), LastDeliveredAt: optTime(w.LastDeliveredAt),
+			PendingDeliveries: st.Pending, NextAttemptAt: optTime(st.NextAttemptAt), RetryAfter: optTime(w.NotBefore),
+		},
+		CreatedAt: formatTime(w.CreatedAt), UpdatedAt: formatTime(w.UpdatedAt),
+	}
+	if !w.Enabled {
+		v.Delivery.State = "disabled"
+	}
+	if w.PreviousSecret == "" {
+		v.PreviousSecretExpiresAt = nil
+	}
+	if withSecret {
+		v.Secret = &w.Secret
+	}
+	if v.Events == nil {
+		v.Events = []string{}
+	}
+	return v
+}
+
+// deliveryView is one event on its way to one endpoint, with its attempts.
+type deliveryView struct {
+	ID             string        `json:"id"`
+	Object         string        `json:"object"`
+	EventID        string        `json:"event_id"`
+	EventType      string        `json:"event_type"`
+	WebhookID      string        `json:"webhook_id"`
+	Status         string        `json:"status"`
+	Isolated       bool          `json:"isolated"`
+	Source         string        `json:"source"`
+	AttemptCount   int           `json:"attempt_count"`
+	NextAttemptAt  *string       `json:"next_attempt_at"`
+	LastAttemptAt  *string       `json:"last_attempt_at"`
+	LastStatusCode *int          `json:"last_status_code"`
+	LastError      *string       `json:"last_error"`
+	DeliveredAt    *string       `json:"delivered_at"`
+	FailedAt       *string       `json:"failed_at"`
+	Attempts       []attemptView `json:"attempts"`
+	CreatedAt      string        `json:"created_at"`
+}
+
+// attemptView is one try at sending a delivery.
+type attemptView struct {
+	Attempt         int     `json:"attempt"`
+	StartedAt       string  `json:"started_at"`
+	DurationMS      float64 `json:"duration_ms"`
+	StatusCode      *int    `json:"status_code"`
+	ResponseExcerpt string  `json:"response_excerpt"`
+	Error           *string `json:"error"`
+	NextAttemptAt   *string `json:"next_attempt_at"`
+}
+
+func optInt(n int) *int {
+	if n == 0 {
+		return nil
+	}
+	return &n
+}
+
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func viewDelivery(d attendance.Delivery) deliveryView {
+	v := deliveryView{
+		ID: d.ID, Object: "delivery", EventID: d.EventID, EventType: d.EventType, WebhookID: d.WebhookID, Status: d.Status,
+		Isolated: d.Isolated, Source: d.Source, AttemptCount: d.Attempts, NextAttemptAt: optTime(d.NextAttemptAt),
+		LastAttemptAt: optTime(d.LastAttemptAt), LastStatusCode: optInt(d.LastStatusCode), LastError: optString(d.LastError),
+		DeliveredAt: optTime(d.DeliveredAt), FailedAt: optTime(d.FailedAt), Attempts: make([]attemptView, 0, len(d.AttemptLog)), CreatedAt: formatTime(d.CreatedAt),
+	}
+	for _, a := range d.AttemptLog {
+		v.Attempts = append(v.Attempts, attemptView{
+			Attempt: a.Attempt, StartedAt: event.FormatTime(a.StartedAt), DurationMS: millis(a.Duration), StatusCode: optInt(a.StatusCode),
+			ResponseExcerpt: a.ResponseExcerpt, Error: optString(a.Error), NextAttemptAt: optTime(a.NextAttemptAt),
+		})
+	}
+	return v
+}
+
+// testView is what POST /v1/webhooks/{id}/test saw.
+type testView struct {
+	Object          string  `json:"object"`
+	WebhookID       string  `json:"webhook_id"`
+	EventID         string  `json:"event_id"`
+	Delivered       bool    `json:"delivered"`
+	StatusCode      *int    `json:"status_code"`
+	DurationMS      float64 `json:"duration_ms"`
+	ResponseExcerpt string  `json:"response_excerpt"`
+	Error           *string `json:"error"`
+}
+
+func viewTest(w attendance.Webhook, eventID string, r delivery.Result) testView {
+	return testView{
+		Object: "webhook_test", WebhookID: w.ID, EventID: eventID, Delivered: r.OK(), StatusCode: optInt(r.StatusCode),
+		DurationMS: millis(r.Duration), ResponseExcerpt: r.Excerpt, Error: optString(r.Err),
+	}
+}
+
+type retryView struct {
+	Object    string `json:"object"`
+	WebhookID string `json:"webhook_id"`
+	Requeued  int    `json:"requeued"`
+	Since     string `json:"since"`
+}
+
+// replayView is a replay job and its progress.
+type replayView struct {
+	ID         string             `json:"id"`
+	Object     string             `json:"object"`
+	WebhookID  string             `json:"webhook_id"`
+	Start      string             `json:"start"`
+	End        string             `json:"end"`
+	EventTypes []string           `json:"event_types"`
+	Status     string             `json:"status"`
+	Progress   replayProgressView `json:"progress"`
+	CreatedAt  string             `json:"created_at"`
+	FinishedAt *string            `json:"finished_at"`
+}
+
+type replayProgressView struct {
+	Total    int `json:"total"`
+	Enqueued int `json:"enqueued"`
+}
+
+func viewReplay(r attendance.Replay) replayView {
+	v := replayView{
+		ID: r.ID, Object: "replay", WebhookID: r.WebhookID, Start: event.FormatTime(r.Start), End: event.FormatTime(r.End),
+		EventTypes: r.EventTypes, Status: r.Status, Progress: replayProgressView{Total: r.Total, Enqueued: r.Enqueued},
+		CreatedAt: formatTime(r.CreatedAt), FinishedAt: optTime(r.FinishedAt),
+	}
+	if v.EventTypes == nil {
+		v.EventTypes = []string{}
+	}
+	return v
+}
+
+// eventView is a recorded event; data is the body webhooks receive (its
+// metadata.delivery_attempt is set per attempt when sent).
+type eventView struct {
+	ID         string          `json:"id"`
+	Object     string          `json:"object"`
+	Type       string          `json:"type"`
+	CreatedAt  string          `json:"created_at"`
+	DeviceID   *string         `json:"device_id"`
+	EmployeeID *string         `json:"employee_id"`
+	PunchID    *string         `json:"punch_id"`
+	Data       json.RawMessage `json:"data"`
+}
+
+func viewEvent(e attendance.Event) eventView {
+	return eventView{
+		ID: e.ID, Object: "event", Type: e.Type, CreatedAt: event.FormatTime(e.CreatedAt), DeviceID: optString(e.DeviceID),
+		EmployeeID: optString(e.EmployeeID), PunchID: optString(e.PunchID), Data: json.RawMessage(e.Payload),
+	}
 }

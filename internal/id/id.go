@@ -14,18 +14,18 @@ type Prefix string
 
 // The prefixes PRODUCT.md §3 fixes. Every object the API returns uses one.
 const (
-	Account   Prefix = "acct"
-	APIKey    Prefix = "key"
-	Device    Prefix = "dev"
-	Employee  Prefix = "emp"
-	Punch     Prefix = "pun"
-	Event     Prefix = "evt"
-	Webhook   Prefix = "whk"
-	Delivery  Prefix = "del"
-	Command   Prefix = "cmd"
-	Batch     Prefix = "bat"
-	Request   Prefix = "req"
-	Rejection Prefix = "rej"
+	Account  Prefix = "acct"
+	APIKey   Prefix = "key"
+	Device   Prefix = "dev"
+	Employee Prefix = "emp"
+	Punch    Prefix = "pun"
+	Event    Prefix = "evt"
+	Webhook  Prefix = "whk"
+	Delivery Prefix = "del"
+	Command  Prefix = "cmd"
+	Batch    Prefix = "bat"
+	Request  Prefix = "req"
+	Replay   Prefix = "rpl"
 )
 
 // New returns a fresh ID with the given prefix.

@@ -85,7 +85,9 @@ func (c *committer) commit(jobs []*sharedJob) {
 	// run under its own context.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	var after []func()
 	err := c.s.inTx(ctx, func(tx *Tx) error {
+		after = nil
 		for i, j := range jobs {
 			if err := j.ctx.Err(); err != nil {
 				errs[i] = err
@@ -100,6 +102,8 @@ func (c *committer) commit(jobs []*sharedJob) {
 				if _, err := tx.exec(ctx, "ROLLBACK TO "+name); err != nil {
 					return fmt.Errorf("roll back %s: %w", name, err)
 				}
+			} else {
+				after = append(after, jobTx.afterCommit...)
 			}
 			if _, err := tx.exec(ctx, "RELEASE "+name); err != nil {
 				return err
@@ -107,6 +111,11 @@ func (c *committer) commit(jobs []*sharedJob) {
 		}
 		return nil
 	})
+	if err == nil {
+		for _, fn := range after {
+			fn()
+		}
+	}
 	for i, j := range jobs {
 		if err != nil {
 			errs[i] = errors.Join(errs[i], err)

@@ -2,15 +2,45 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/punchconnect/punchconnect/internal/attendance"
+	"github.com/punchconnect/punchconnect/internal/id"
 )
 
-// InsertEvents records events in the transaction of their cause.
+// InsertEvents records events in the transaction of their cause and, in the
+// same transaction, a delivery for every enabled webhook of the account that
+// subscribes to each (the outbox): nothing is held only in memory.
+//
+// On PostgreSQL, event-recording transactions of one account take turns
+// (an advisory lock held to commit), so events commit in the order of their
+// sequence numbers and an endpoint never sees a later event before an
+// earlier one.
 func (tx *Tx) InsertEvents(ctx context.Context, events []attendance.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	if tx.dialect == Postgres {
+		var accounts []string
+		for _, e := range events {
+			if !slices.Contains(accounts, e.AccountID) {
+				accounts = append(accounts, e.AccountID)
+			}
+		}
+		slices.Sort(accounts)
+		for _, a := range accounts {
+			if _, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('punchconnect.events.' || ?, 0))`, a); err != nil {
+				return err
+			}
+		}
+	}
 	const cols = 8
+	seqs := make(map[string]int64, len(events))
 	for start := 0; start < len(events); start += insertChunk {
 		chunk := events[start:min(start+insertChunk, len(events))]
 		row := "(?, ?, ?, ?, ?, ?, ?, ?)"
@@ -18,12 +48,83 @@ func (tx *Tx) InsertEvents(ctx context.Context, events []attendance.Event) error
 		for _, e := range chunk {
 			args = append(args, e.ID, e.AccountID, e.Type, micros(e.CreatedAt), emptyNull(e.DeviceID), emptyNull(e.EmployeeID), emptyNull(e.PunchID), string(e.Payload))
 		}
-		_, err := tx.exec(ctx, `INSERT INTO events (id, account_id, type, created_at, device_id, employee_id, punch_id, payload) VALUES `+
-			strings.Repeat(row+", ", len(chunk)-1)+row, args...)
+		rows, err := tx.query(ctx, `INSERT INTO events (id, account_id, type, created_at, device_id, employee_id, punch_id, payload) VALUES `+
+			strings.Repeat(row+", ", len(chunk)-1)+row+` RETURNING id, seq`, args...)
 		if err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
+		for rows.Next() {
+			var evID string
+			var seq int64
+			if err := rows.Scan(&evID, &seq); err != nil {
+				rows.Close()
+				return err
+			}
+			seqs[evID] = seq
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
 	}
+	tx.AfterCommit(tx.store.announceEvents)
+	var deliveries []attendance.Delivery
+	for _, e := range events {
+		hooks, err := tx.accountWebhooks(ctx, e.AccountID)
+		if err != nil {
+			return err
+		}
+		for _, w := range hooks {
+			if w.Enabled && w.Subscribed(e.Type) {
+				deliveries = append(deliveries, newDelivery(w, e.ID, seqs[e.ID], e.Type, attendance.SourceEvent, e.CreatedAt))
+			}
+		}
+	}
+	return tx.InsertDeliveries(ctx, deliveries)
+}
+
+// newDelivery is a pending delivery of an event to a webhook, due at once.
+func newDelivery(w attendance.Webhook, eventID string, eventSeq int64, eventType, source string, at time.Time) attendance.Delivery {
+	return attendance.Delivery{
+		ID: id.New(id.Delivery), AccountID: w.AccountID, WebhookID: w.ID, EventID: eventID, EventSeq: eventSeq, EventType: eventType,
+		Status: attendance.DeliveryPending, ScheduledFrom: at, NextAttemptAt: at, Source: source, CreatedAt: at,
+	}
+}
+
+// InsertDeliveries queues deliveries and makes their endpoints due, and
+// wakes this node's dispatcher once the transaction commits.
+func (tx *Tx) InsertDeliveries(ctx context.Context, ds []attendance.Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	const cols = 11
+	for start := 0; start < len(ds); start += insertChunk {
+		chunk := ds[start:min(start+insertChunk, len(ds))]
+		row := "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+		args := make([]any, 0, len(chunk)*cols)
+		for _, d := range chunk {
+			args = append(args, d.ID, d.AccountID, d.WebhookID, d.EventID, d.EventSeq, d.EventType, d.Status,
+				micros(d.ScheduledFrom), micros(d.NextAttemptAt), d.Source, micros(d.CreatedAt))
+		}
+		_, err := tx.exec(ctx, `INSERT INTO deliveries (id, account_id, webhook_id, event_id, event_seq, event_type, status,
+			scheduled_from, next_attempt_at, source, created_at) VALUES `+strings.Repeat(row+", ", len(chunk)-1)+row, args...)
+		if err != nil {
+			return fmt.Errorf("insert deliveries: %w", err)
+		}
+	}
+	due := map[string]time.Time{}
+	for _, d := range ds {
+		if t, ok := due[d.WebhookID]; !ok || d.NextAttemptAt.Before(t) {
+			due[d.WebhookID] = d.NextAttemptAt
+		}
+	}
+	for webhookID, at := range due {
+		if _, err := tx.exec(ctx, `UPDATE webhooks SET next_due_at = ? WHERE id = ? AND (next_due_at = 0 OR next_due_at > ?)`,
+			micros(at), webhookID, micros(at)); err != nil {
+			return err
+		}
+	}
+	tx.AfterCommit(tx.store.wakeDeliveries)
 	return nil
 }
 
@@ -34,25 +135,94 @@ func emptyNull(s string) any {
 	return s
 }
 
-// EventsSince returns up to limit events of the account after seq, in order
-// (tests and, later, delivery use it).
-func (s *Store) EventsSince(ctx context.Context, accountID string, seq int64, limit int) ([]attendance.Event, error) {
-	rows, err := s.reader().query(ctx, `SELECT seq, id, account_id, type, created_at, COALESCE(device_id, ''), COALESCE(employee_id, ''),
-		COALESCE(punch_id, ''), payload FROM events WHERE account_id = ? AND seq > ? ORDER BY seq LIMIT ?`, accountID, seq, limit)
+const eventCols = `seq, id, account_id, type, created_at, COALESCE(device_id, ''), COALESCE(employee_id, ''), COALESCE(punch_id, ''), payload`
+
+func scanEvent(r scanner) (attendance.Event, error) {
+	var e attendance.Event
+	var created int64
+	var payload string
+	err := r.Scan(&e.Seq, &e.ID, &e.AccountID, &e.Type, &created, &e.DeviceID, &e.EmployeeID, &e.PunchID, &payload)
+	e.CreatedAt, e.Payload = fromMicros(created), []byte(payload)
+	return e, err
+}
+
+// EventsSince returns up to limit events of the account after seq, in
+// order, of the given types (all when none).
+func (s *Store) EventsSince(ctx context.Context, accountID string, seq int64, limit int, types ...string) ([]attendance.Event, error) {
+	q := `SELECT ` + eventCols + ` FROM events WHERE account_id = ? AND seq > ?`
+	args := []any{accountID, seq}
+	if len(types) > 0 {
+		in, list := s.reader().in("type", types)
+		q += " AND " + in
+		args = append(args, list)
+	}
+	rows, err := s.reader().query(ctx, q+` ORDER BY seq LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []attendance.Event
 	for rows.Next() {
-		var e attendance.Event
-		var created int64
-		var payload string
-		if err := rows.Scan(&e.Seq, &e.ID, &e.AccountID, &e.Type, &created, &e.DeviceID, &e.EmployeeID, &e.PunchID, &payload); err != nil {
+		e, err := scanEvent(rows)
+		if err != nil {
 			return nil, err
 		}
-		e.CreatedAt, e.Payload = fromMicros(created), []byte(payload)
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// Event reads one event of the account.
+func (s *Store) Event(ctx context.Context, accountID, eventID string) (attendance.Event, error) {
+	e, err := scanEvent(s.reader().queryRow(ctx, `SELECT `+eventCols+` FROM events WHERE account_id = ? AND id = ?`, accountID, eventID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, attendance.NotFound("event", eventID)
+	}
+	return e, err
+}
+
+// EventSorts are the fields event lists sort by; the first is the default.
+var EventSorts = []Column{{Name: "created_at", Kind: KindInt, Expr: "seq"}}
+
+// EventQuery selects events of one account. Zero values do not filter.
+type EventQuery struct {
+	Type       string
+	DeviceID   string
+	EmployeeID string
+	From, To   time.Time // recorded time, inclusive
+}
+
+// ListEvents returns one page of the account's events, in the order they
+// were recorded.
+func (s *Store) ListEvents(ctx context.Context, accountID string, q EventQuery, p ListParams) (Page[attendance.Event], error) {
+	l := listSQL{from: "events", cols: eventCols, tieExpr: "seq", tieKind: KindInt, countFrom: "events",
+		where: []string{"account_id = ?"}, args: []any{accountID}}
+	add := func(cond string, arg any) {
+		l.where = append(l.where, cond)
+		l.args = append(l.args, arg)
+	}
+	if q.Type != "" {
+		add("type = ?", q.Type)
+	}
+	if q.DeviceID != "" {
+		add("device_id = ?", q.DeviceID)
+	}
+	if q.EmployeeID != "" {
+		add("employee_id = ?", q.EmployeeID)
+	}
+	if !q.From.IsZero() {
+		add("created_at >= ?", micros(q.From))
+	}
+	if !q.To.IsZero() {
+		add("created_at <= ?", micros(q.To))
+	}
+	return listQuery(ctx, s.reader(), l, p, scanEvent)
+}
+
+// LatestEventSeq is the sequence number of the account's newest event (0:
+// none yet): where a stream of new events starts.
+func (s *Store) LatestEventSeq(ctx context.Context, accountID string) (int64, error) {
+	var seq sql.NullInt64
+	err := s.reader().queryRow(ctx, `SELECT MAX(seq) FROM events WHERE account_id = ?`, accountID).Scan(&seq)
+	return seq.Int64, err
 }

@@ -25,6 +25,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/punchconnect/punchconnect/internal/attendance"
 )
 
 // Dialect is the SQL database behind a Store.
@@ -69,6 +71,39 @@ type Store struct {
 	committer *committer
 	// Prepared statements of the SQLite read pool (nil on PostgreSQL).
 	readStmts *stmtCache
+	// deliveriesQueued is signalled when a transaction that queued
+	// deliveries commits, to wake this node's dispatcher.
+	deliveriesQueued chan struct{}
+	// eventsRecorded is closed, and replaced, whenever a transaction of
+	// this node that recorded events commits (event streams wait on it).
+	eventsMu       sync.Mutex
+	eventsRecorded chan struct{}
+}
+
+// EventsRecorded returns a channel closed when a transaction of this node
+// next commits events. Other nodes' events are seen by polling.
+func (s *Store) EventsRecorded() <-chan struct{} {
+	s.eventsMu.Lock()
+	defer s.eventsMu.Unlock()
+	return s.eventsRecorded
+}
+
+func (s *Store) announceEvents() {
+	s.eventsMu.Lock()
+	defer s.eventsMu.Unlock()
+	close(s.eventsRecorded)
+	s.eventsRecorded = make(chan struct{})
+}
+
+// DeliveriesQueued is signalled (coalesced) whenever a transaction of this
+// node that queued deliveries has committed.
+func (s *Store) DeliveriesQueued() <-chan struct{} { return s.deliveriesQueued }
+
+func (s *Store) wakeDeliveries() {
+	select {
+	case s.deliveriesQueued <- struct{}{}:
+	default:
+	}
 }
 
 // Open connects to the database at rawURL: sqlite://PATH (PATH relative to the
@@ -81,7 +116,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 20
 	}
-	s := &Store{now: opts.Now}
+	s := &Store{now: opts.Now, deliveriesQueued: make(chan struct{}, 1), eventsRecorded: make(chan struct{})}
 	s.committer = &committer{s: s}
 	var err error
 	switch {
@@ -367,7 +402,15 @@ type Tx struct {
 	conn
 	store *Store
 	Now   time.Time
+	// webhooks caches the accounts' webhooks for the event fan-out.
+	webhooks map[string][]attendance.Webhook
+	// afterCommit runs once the transaction has committed.
+	afterCommit []func()
 }
+
+// AfterCommit arranges for fn to run once the transaction commits (never if
+// it rolls back).
+func (tx *Tx) AfterCommit(fn func()) { tx.afterCommit = append(tx.afterCommit, fn) }
 
 // ErrRetry marks a transaction that lost a race with another writer and may
 // simply be run again. InTx does so, a few times.
@@ -413,6 +456,9 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *Tx) error) error {
 	committed = true
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	for _, fn := range tx.afterCommit {
+		fn()
 	}
 	return nil
 }

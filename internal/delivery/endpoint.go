@@ -1,0 +1,226 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/punchconnect/punchconnect/internal/attendance"
+	"github.com/punchconnect/punchconnect/internal/store"
+)
+
+// isolatedPerStep bounds the isolated deliveries retried per step.
+const isolatedPerStep = 50
+
+// endpoint is a worker's view of the endpoint it holds.
+type endpoint struct {
+	d  *Dispatcher
+	id string
+}
+
+// outcome is what one step did, committed in one transaction.
+type outcome struct {
+	now      time.Time
+	updated  []*attendance.Delivery
+	attempts []attendance.Attempt
+	failed   []string // event IDs whose deliveries failed for good
+	// consume: the queue's head failed, which stands for the attempts its
+	// due deliveries were owed; consumeErr is what they record.
+	consume    bool
+	consumeErr string
+	disabled   bool
+	lastErr    string
+}
+
+// step sends what the endpoint has due, once: a probe when it is failing,
+// its isolated deliveries whose slot has come, and its queue in event order
+// while it answers. It commits what it sent and reports whether it did
+// anything.
+func (e *endpoint) step(ctx context.Context) (bool, error) {
+	st := e.d.cfg.Store
+	w, ok, err := st.ReadWebhook(ctx, e.id)
+	if err != nil {
+		return false, err
+	}
+	if !ok || !w.Enabled {
+		return false, errStop
+	}
+	now := e.d.cfg.Now()
+	if now.Before(w.NotBefore) {
+		return false, nil // Retry-After
+	}
+	out := &outcome{now: now}
+
+	isolated, err := st.DueIsolated(ctx, w.ID, now, isolatedPerStep)
+	if err != nil {
+		return false, err
+	}
+	for i := range isolated {
+		if ctx.Err() != nil || !w.Enabled {
+			break
+		}
+		e.attempt(ctx, &w, &isolated[i], out)
+	}
+
+	probe := w.State == attendance.WebhookHealthy
+	if !probe {
+		if probe, err = st.QueueDue(ctx, w.ID, now); err != nil {
+			return false, err
+		}
+	}
+	var queue []attendance.Delivery
+	if probe && w.Enabled && ctx.Err() == nil {
+		if queue, err = st.QueueHead(ctx, w.ID, e.d.cfg.BatchSize); err != nil {
+			return false, err
+		}
+		e.drain(ctx, &w, queue, out)
+	}
+	if len(out.attempts) == 0 && !out.consume {
+		return false, nil
+	}
+	return true, e.commit(ctx, &w, out)
+}
+
+// drain sends the queue in order until the endpoint fails. A failure of the
+// head is a probe that failed, unless the event after it goes through: then
+// the endpoint is fine and the head is what it rejects, so the head is
+// isolated (retried on its own schedule) and the queue flows on.
+func (e *endpoint) drain(ctx context.Context, w *attendance.Webhook, queue []attendance.Delivery, out *outcome) {
+	for i := 0; i < len(queue); i++ {
+		if ctx.Err() != nil {
+			return
+		}
+		head := &queue[i]
+		res := e.attempt(ctx, w, head, out)
+		if res.OK() {
+			continue
+		}
+		if !w.Enabled {
+			return // 410
+		}
+		// A rejection of this event rather than an outage, or a second
+		// failure in a row: see whether the endpoint takes the next one.
+		if (res.Rejection() || head.Attempts >= 2) && head.Status == attendance.DeliveryPending && i+1 < len(queue) && ctx.Err() == nil {
+			next := &queue[i+1]
+			nres := e.attempt(ctx, w, next, out)
+			if nres.OK() {
+				head.Isolated = true
+				i++
+				continue
+			}
+			if !w.Enabled {
+				return
+			}
+			res = nres
+		}
+		if w.State == attendance.WebhookHealthy {
+			w.State, w.FailingSince = attendance.WebhookFailing, out.now
+		}
+		if res.RetryAfter > 0 {
+			// Honoured within the schedule: never past the head's final slot.
+			final := head.ScheduledFrom.Add(e.d.cfg.Slots[len(e.d.cfg.Slots)-1])
+			w.NotBefore = out.now.Add(res.RetryAfter)
+			if w.NotBefore.After(final) && final.After(out.now) {
+				w.NotBefore = final
+			}
+		}
+		out.consume = true
+		out.consumeErr = fmt.Sprintf("not sent: the endpoint was failing (%s; probed with %s)", res.Err, head.EventID)
+		return
+	}
+}
+
+// attempt sends one delivery and records the outcome on it, the endpoint and
+// out.
+func (e *endpoint) attempt(ctx context.Context, w *attendance.Webhook, del *attendance.Delivery, out *outcome) Result {
+	res := e.d.cfg.Sender.Send(ctx, w, del.EventID, del.Payload, del.Attempts+1)
+	del.Attempts++
+	del.LastAttemptAt, del.LastStatusCode, del.LastError = res.StartedAt, res.StatusCode, res.Err
+	switch {
+	case res.OK():
+		del.Status, del.DeliveredAt, del.NextAttemptAt = attendance.DeliveryDelivered, res.StartedAt.Add(res.Duration), time.Time{}
+		w.State, w.FailingSince, w.NotBefore, w.IncidentMailed = attendance.WebhookHealthy, time.Time{}, time.Time{}, false
+		w.LastDeliveredAt = del.DeliveredAt
+	default:
+		e.reschedule(del, out.now)
+		out.lastErr = res.Err
+		if res.Gone() {
+			w.Enabled = false
+			w.DisabledReason = fmt.Sprintf("the endpoint answered 410 Gone at %s", res.StartedAt.UTC().Format(time.RFC3339))
+			out.disabled = true
+		}
+	}
+	if del.Status == attendance.DeliveryFailed {
+		out.failed = append(out.failed, del.EventID)
+	}
+	out.updated = append(out.updated, del)
+	out.attempts = append(out.attempts, attendance.Attempt{
+		DeliveryID: del.ID, Attempt: del.Attempts, StartedAt: res.StartedAt, Duration: res.Duration, StatusCode: res.StatusCode,
+		ResponseExcerpt: res.Excerpt, Error: res.Err, NextAttemptAt: del.NextAttemptAt,
+	})
+	return res
+}
+
+// reschedule moves a delivery whose attempt failed to its first slot after
+// now, or fails it when none is left. A delivery tried before its slot (the
+// head probing for a newer event) keeps its slot.
+func (e *endpoint) reschedule(del *attendance.Delivery, now time.Time) {
+	if del.NextAttemptAt.After(now) {
+		return
+	}
+	slots := e.d.cfg.Slots
+	i := del.Slot + 1
+	for i < len(slots) && !del.ScheduledFrom.Add(slots[i]).After(now) {
+		i++
+	}
+	del.Slot = i
+	if i >= len(slots) {
+		del.Status, del.NextAttemptAt, del.FailedAt = attendance.DeliveryFailed, time.Time{}, now
+		return
+	}
+	del.NextAttemptAt = del.ScheduledFrom.Add(slots[i])
+}
+
+// commit writes a step's outcome and the endpoint's new state, with the
+// e-mails it calls for, in one transaction.
+func (e *endpoint) commit(ctx context.Context, w *attendance.Webhook, out *outcome) error {
+	before := *w
+	return e.d.cfg.Store.InTx(ctx, func(tx *store.Tx) error {
+		*w = before // InTx may run this again
+		failed := out.failed
+		for _, del := range out.updated {
+			if err := tx.UpdateDelivery(ctx, del); err != nil {
+				return err
+			}
+		}
+		if err := tx.InsertAttempts(ctx, out.attempts); err != nil {
+			return err
+		}
+		if out.consume {
+			more, err := tx.ConsumeDueSlots(ctx, w.ID, out.now, e.d.cfg.Slots, out.consumeErr)
+			if err != nil {
+				return err
+			}
+			failed = append(failed[:len(failed):len(failed)], more...)
+		}
+		if (len(failed) > 0 && !w.IncidentMailed) || out.disabled {
+			acct, err := tx.Account(ctx, w.AccountID)
+			if err != nil {
+				return err
+			}
+			if len(failed) > 0 && !w.IncidentMailed {
+				w.IncidentMailed = true
+				if err := tx.QueueNotification(ctx, incidentMail(acct, w, failed, out.lastErr, e.d.cfg.PublicURL)); err != nil {
+					return err
+				}
+			}
+			if out.disabled {
+				if err := tx.QueueNotification(ctx, disabledMail(acct, w, e.d.cfg.PublicURL)); err != nil {
+					return err
+				}
+			}
+			tx.AfterCommit(e.d.notified)
+		}
+		return tx.SaveWebhookState(ctx, w, e.d.cfg.Owner, false)
+	})
+}
