@@ -3,6 +3,8 @@
 //	punchconnect serve                         run the API and the device gateway
 //	punchconnect accounts create --name --email   make an account and print its API key
 //	punchconnect migrate                       bring the database schema up to date
+//	punchconnect simulate --api-key KEY        emulate ZKTeco devices pushing punches
+//	punchconnect listen --forward-to URL       forward the account's events to a local URL
 //	punchconnect version                       print the version
 package main
 
@@ -13,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -23,6 +26,7 @@ import (
 	"github.com/punchconnect/punchconnect/internal/app"
 	"github.com/punchconnect/punchconnect/internal/attendance"
 	"github.com/punchconnect/punchconnect/internal/config"
+	"github.com/punchconnect/punchconnect/internal/listen"
 	"github.com/punchconnect/punchconnect/internal/simulator"
 	"github.com/punchconnect/punchconnect/internal/store"
 )
@@ -37,6 +41,8 @@ Usage:
   punchconnect devices unclaimed [--json] list serial numbers that reached the gateway unregistered
   punchconnect simulate --server URL --api-key KEY [--devices N] [--rate R]
                                           emulate ZKTeco time clocks speaking PUSH to a server
+  punchconnect listen --server URL --api-key KEY --forward-to URL [--events TYPES]
+                                          forward the account's events, signed, to a local URL
   punchconnect version                    print the version
 
 Every flag has an environment twin: --database-url is PUNCHCONNECT_DATABASE_URL.
@@ -65,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		err = devices(args[1:], stdout, stderr, getenv)
 	case "simulate":
 		err = simulate(args[1:], stdout, stderr, getenv)
+	case "listen":
+		err = listenCmd(args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "punchconnect", app.VersionString())
 	case "help", "--help", "-help", "-h":
@@ -341,4 +349,40 @@ func simulate(args []string, stdout, stderr io.Writer, getenv func(string) strin
 			report()
 		}
 	}
+}
+
+func listenCmd(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := newFlagSet("listen", "punchconnect listen --server URL --api-key KEY --forward-to URL [flags]", stderr)
+	server := fs.String("server", "http://localhost:8080", "PunchConnect base URL")
+	apiKey := fs.String("api-key", "", "API key of the account whose events are forwarded (required)")
+	forwardTo := fs.String("forward-to", "", "local URL that receives each event as a signed POST, such as http://localhost:3000/webhooks/attendance (required)")
+	events := fs.String("events", "", "comma-separated event types to forward (default: all)")
+	secret := fs.String("secret", "", "signing secret of the forwarded requests (default: a new whsec_… secret, printed at start)")
+	if err := parse(fs, args, getenv); err != nil {
+		return err
+	}
+	if *apiKey == "" {
+		return errors.New("--api-key is required (the key serve printed, or one from accounts create)")
+	}
+	if u, err := url.Parse(*forwardTo); *forwardTo == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("--forward-to must be the http(s) URL of your local handler, such as http://localhost:3000/webhooks/attendance")
+	}
+	if *secret == "" {
+		*secret = attendance.NewWebhookSecret()
+	}
+	var types []string
+	for _, t := range strings.Split(*events, ",") {
+		if t = strings.TrimSpace(t); t != "" && t != "*" {
+			types = append(types, t)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintf(stdout, "Ready. Forwarding events to %s, signed with the secret\n\n  %s\n\n"+
+		"Verify X-PunchConnect-Signature (or the Standard Webhooks webhook-signature) with it. Ctrl-C stops.\n", *forwardTo, *secret)
+	l := &listen.Listener{
+		Server: *server, APIKey: *apiKey, ForwardTo: *forwardTo, Types: types, Secret: *secret,
+		UserAgent: "PunchConnect-Webhooks/" + app.VersionString() + " (listen)", Out: stdout,
+	}
+	return l.Run(ctx)
 }

@@ -164,7 +164,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.sender = delivery.NewSender(m.Config.WebhookTimeout, m.Config.AllowPrivateWebhookURLs, VersionString(), m.Now)
 	dispatcher, err := delivery.NewDispatcher(delivery.Config{
 		Store: s, Sender: m.sender, Logger: m.Logger, Now: m.Now, Slots: slots, PublicURL: publicURL,
-		Timeout: m.Config.WebhookTimeout, Notify: notifier.Kick,
+		Notify: notifier.Kick,
 	})
 	if err != nil {
 		return err
@@ -179,6 +179,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.server = m.newServer(api)
+	m.server.RegisterOnShutdown(api.CloseStreams)
 	m.serveDone = make(chan struct{})
 	go func() {
 		m.serveResult = m.server.Serve(m.listener)

@@ -174,7 +174,7 @@ func (h *harness) start(t *testing.T, owner string) *delivery.Dispatcher {
 	sender := delivery.NewSender(time.Second, true, "test", h.clock.Now)
 	d, err := delivery.NewDispatcher(delivery.Config{
 		Store: h.store, Sender: sender, Logger: quiet, Now: h.clock.Now, Slots: h.slots, PublicURL: "http://api.test", Owner: owner,
-		Poll: 10 * time.Millisecond, Linger: 30 * time.Millisecond, Timeout: time.Second, Notify: notifier.Kick,
+		Poll: 10 * time.Millisecond, Linger: 30 * time.Millisecond, Notify: notifier.Kick,
 	})
 	if err != nil {
 		t.Fatal(err)

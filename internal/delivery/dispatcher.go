@@ -36,14 +36,14 @@ type Config struct {
 	// before letting it go (default 2s): bursts need no new claim.
 	Linger time.Duration
 	// Lease is how long a claim on an endpoint lasts without renewal
-	// (default 30s, at least 3× the sender's timeout).
+	// (default 15s; renewed every third of it): how long the endpoints of a
+	// node that died wait before another node takes them over.
 	Lease time.Duration
 	// MaxWorkers bounds the endpoints this node sends to at once (default 1000).
 	MaxWorkers int
-	// BatchSize bounds the deliveries read, sent and committed per step (default 500).
+	// BatchSize bounds the deliveries read, sent and committed per step
+	// (default 100): what a crash may send twice.
 	BatchSize int
-	// Timeout is the sender's request timeout (for the lease's length).
-	Timeout time.Duration
 	// Notify is called when e-mails were queued (to wake the notifier).
 	Notify func()
 }
@@ -90,13 +90,13 @@ func NewDispatcher(cfg Config) (*Dispatcher, error) {
 		cfg.Linger = 2 * time.Second
 	}
 	if cfg.Lease <= 0 {
-		cfg.Lease = max(30*time.Second, 3*cfg.Timeout)
+		cfg.Lease = 15 * time.Second
 	}
 	if cfg.MaxWorkers <= 0 {
 		cfg.MaxWorkers = 1000
 	}
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 500
+		cfg.BatchSize = 100
 	}
 	return &Dispatcher{
 		cfg: cfg, log: cfg.Logger.With("component", "delivery"),

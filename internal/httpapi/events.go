@@ -214,6 +214,8 @@ func (s *Server) streamEvents(c *call) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.streams.Done():
+			return nil // shutting down: the client resumes elsewhere or later
 		case <-recorded:
 		case <-poll.C:
 		case <-heartbeat.C:

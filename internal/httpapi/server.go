@@ -89,7 +89,15 @@ type Server struct {
 	sender               *delivery.Sender
 	dispatcher           Deliverer
 	allowPrivateWebhooks bool
+	// streams is cancelled by CloseStreams: event streams end so a
+	// graceful shutdown need not wait for them.
+	streams      context.Context
+	closeStreams context.CancelFunc
 }
+
+// CloseStreams ends every open event stream (clients resume after
+// reconnecting). Register it with http.Server.RegisterOnShutdown.
+func (s *Server) CloseStreams() { s.closeStreams() }
 
 // New builds a Server and its routes.
 func New(cfg Config) (*Server, error) {
@@ -114,6 +122,7 @@ func New(cfg Config) (*Server, error) {
 		mux: http.NewServeMux(), held: cfg.Held, records: cfg.Records,
 		sender: cfg.Sender, dispatcher: cfg.Deliveries, allowPrivateWebhooks: cfg.AllowPrivateWebhookURLs,
 	}
+	s.streams, s.closeStreams = context.WithCancel(context.Background())
 	if s.sender == nil {
 		s.sender = delivery.NewSender(delivery.DefaultTimeout, cfg.AllowPrivateWebhookURLs, cfg.Version, cfg.Now)
 	}

@@ -41,7 +41,8 @@ type SMTP struct {
 	host        string
 	implicitTLS bool
 	user, pass  string
-	from        string
+	from        string // the From header, as given
+	sender      string // its bare address, for the envelope
 	// InsecureSkipVerify accepts any certificate (test servers only).
 	InsecureSkipVerify bool
 }
@@ -52,10 +53,11 @@ func NewSMTP(rawURL, from string) (*SMTP, error) {
 	if err != nil || u.Host == "" || (u.Scheme != "smtp" && u.Scheme != "smtps") {
 		return nil, fmt.Errorf("--smtp-url %q: want smtp://user:pass@host:port or smtps://…", redact(rawURL))
 	}
-	if _, err := mail.ParseAddress(from); err != nil {
+	addr, err := mail.ParseAddress(from)
+	if err != nil {
 		return nil, fmt.Errorf("--smtp-from %q is not an e-mail address", from)
 	}
-	s := &SMTP{addr: u.Host, host: u.Hostname(), implicitTLS: u.Scheme == "smtps", from: from}
+	s := &SMTP{addr: u.Host, host: u.Hostname(), implicitTLS: u.Scheme == "smtps", from: addr.String(), sender: addr.Address}
 	if u.Port() == "" {
 		s.addr = net.JoinHostPort(u.Hostname(), map[bool]string{true: "465", false: "587"}[s.implicitTLS])
 	}
@@ -95,7 +97,7 @@ func (s *SMTP) Send(ctx context.Context, m Message) error {
 			return fmt.Errorf("smtp auth: %w", err)
 		}
 	}
-	if err := c.SendMail(s.from, []string{m.To}, bytes.NewReader(Format(s.from, m, time.Now()))); err != nil {
+	if err := c.SendMail(s.sender, []string{m.To}, bytes.NewReader(Format(s.from, m, time.Now()))); err != nil {
 		return fmt.Errorf("smtp send: %w", err)
 	}
 	return c.Quit()
@@ -137,8 +139,10 @@ func Format(from string, m Message, at time.Time) []byte {
 	var id [12]byte
 	_, _ = rand.Read(id[:])
 	domain := "punchconnect.local"
-	if _, d, ok := strings.Cut(from, "@"); ok {
-		domain = strings.Trim(d, "> ")
+	if a, err := mail.ParseAddress(from); err == nil {
+		if _, d, ok := strings.Cut(a.Address, "@"); ok {
+			domain = d
+		}
 	}
 	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: <%s@%s>\r\n",
 		from, m.To, mime.QEncoding.Encode("utf-8", m.Subject), at.UTC().Format(time.RFC1123Z), hex.EncodeToString(id[:]), domain)
