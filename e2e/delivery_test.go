@@ -443,4 +443,3 @@ func TestSeedHandlers(t *testing.T) {
 		})
 	}
 }
-
