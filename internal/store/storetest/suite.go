@@ -34,6 +34,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("RateLimitCounter", func(t *testing.T) { testRateLimitCounter(t, b) })
 	t.Run("Rollback", func(t *testing.T) { testRollback(t, b) })
 	runIngest(t, b)
+	runDelivery(t, b)
 }
 
 // NewAccount creates an account and returns it with its API key.

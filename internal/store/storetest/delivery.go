@@ -1,0 +1,379 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/punchconnect/punchconnect/internal/attendance"
+	"github.com/punchconnect/punchconnect/internal/id"
+	"github.com/punchconnect/punchconnect/internal/store"
+)
+
+func runDelivery(t *testing.T, b Backend) {
+	t.Run("Webhooks", func(t *testing.T) { testWebhooks(t, b) })
+	t.Run("Outbox", func(t *testing.T) { testOutbox(t, b) })
+	t.Run("Leases", func(t *testing.T) { testLeases(t, b) })
+	t.Run("RetrySlots", func(t *testing.T) { testRetrySlots(t, b) })
+	t.Run("Replay", func(t *testing.T) { testReplay(t, b) })
+	t.Run("Notifications", func(t *testing.T) { testNotifications(t, b) })
+}
+
+// NewWebhook registers a webhook for tests.
+func NewWebhook(t testing.TB, s *store.Store, accountID, url string, events ...string) attendance.Webhook {
+	t.Helper()
+	in := attendance.WebhookInput{URL: attendance.Some(url)}
+	if len(events) > 0 {
+		in.Events = attendance.Some(events)
+	}
+	var w attendance.Webhook
+	must(t, s.InTx(context.Background(), func(tx *store.Tx) (err error) {
+		w, err = tx.CreateWebhook(context.Background(), accountID, in, "whsec_test_secret")
+		return err
+	}))
+	return w
+}
+
+// RecordEvents records n events of typ for the account at the store's time
+// and returns their IDs.
+func RecordEvents(t testing.TB, s *store.Store, accountID, typ string, n int) []string {
+	t.Helper()
+	var evs []attendance.Event
+	var ids []string
+	for range n {
+		evID := id.New(id.Event)
+		evs = append(evs, attendance.Event{ID: evID, AccountID: accountID, Type: typ, CreatedAt: s.Now(),
+			Payload: []byte(fmt.Sprintf(`{"event_id":%q,"event_type":%q,"metadata":{"deduplicated":false,"delivery_attempt":0}}`, evID, typ))})
+		ids = append(ids, evID)
+	}
+	must(t, s.InTx(context.Background(), func(tx *store.Tx) error { return tx.InsertEvents(context.Background(), evs) }))
+	return ids
+}
+
+func deliveriesOf(t testing.TB, s *store.Store, accountID string, q store.DeliveryList) []attendance.Delivery {
+	t.Helper()
+	page, err := s.ListDeliveries(context.Background(), accountID, q, store.ListParams{Sort: store.DeliverySorts[0], Limit: 500})
+	must(t, err)
+	return page.Items
+}
+
+func testWebhooks(t *testing.T, b Backend) {
+	ctx := context.Background()
+	s := b.Open(t, store.Options{})
+	a, _ := NewAccount(t, s, "Acme")
+	o, _ := NewAccount(t, s, "Other")
+	w := NewWebhook(t, s, a.ID, "https://a.example/hook", attendance.EventAttendancePunch)
+	got, err := s.Webhook(ctx, a.ID, w.ID)
+	must(t, err)
+	if got.URL != w.URL || got.Secret != "whsec_test_secret" || len(got.Events) != 1 || !got.Enabled || got.State != attendance.WebhookHealthy {
+		t.Fatalf("read back %+v", got)
+	}
+	if _, err := s.Webhook(ctx, o.ID, w.ID); attendance.ErrorCode(err) != attendance.CodeResourceNotFound {
+		t.Fatalf("another account reads the webhook: %v", err)
+	}
+	must(t, s.InTx(ctx, func(tx *store.Tx) error {
+		u, err := tx.UpdateWebhook(ctx, a.ID, w.ID, attendance.WebhookInput{Events: attendance.Some([]string{"*"}), Enabled: attendance.Some(false)})
+		if err == nil && (u.Enabled || u.DisabledReason == "" || u.Events[0] != "*") {
+			err = fmt.Errorf("updated %+v", u)
+		}
+		return err
+	}))
+	must(t, s.InTx(ctx, func(tx *store.Tx) error {
+		r, err := tx.RotateSecret(ctx, a.ID, w.ID, "whsec_new_secret", time.Hour)
+		if err == nil && (r.Secret != "whsec_new_secret" || r.PreviousSecret != "whsec_test_secret" || len(r.Secrets(s.Now())) != 2 || len(r.Secrets(s.Now().Add(2*time.Hour))) != 1) {
+			err = fmt.Errorf("rotated %+v", r)
+		}
+		return err
+	}))
+	page, err := s.ListWebhooks(ctx, a.ID, store.ListParams{Sort: store.WebhookSorts[0], Limit: 10})
+	must(t, err)
+	if len(page.Items) != 1 || page.Total != 1 {
+		t.Fatalf("list %+v", page)
+	}
+	err = s.InTx(ctx, func(tx *store.Tx) error { return tx.DeleteWebhook(ctx, o.ID, w.ID) })
+	wantCode(t, err, attendance.CodeResourceNotFound)
+	must(t, s.InTx(ctx, func(tx *store.Tx) error { return tx.DeleteWebhook(ctx, a.ID, w.ID) }))
+	if _, err := s.Webhook(ctx, a.ID, w.ID); attendance.ErrorCode(err) != attendance.CodeResourceNotFound {
+		t.Fatalf("deleted webhook still read: %v", err)
+	}
+	for i := range attendance.MaxWebhooksPerAccount {
+		NewWebhook(t, s, a.ID, fmt.Sprintf("https://a.example/%d", i))
+	}
+	err = s.InTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.CreateWebhook(ctx, a.ID, attendance.WebhookInput{URL: attendance.Some("https://a.example/x")}, "whsec_x_secret")
+		return err
+	})
+	wantCode(t, err, attendance.CodeTooManyWebhooks)
+}
+
+// testOutbox: an event gets a delivery per enabled, subscribed webhook of
+// its account, in its transaction, and makes the webhook due.
+func testOutbox(t *testing.T, b Backend) {
+	ctx := context.Background()
+	clock := NewClock(Epoch)
+	s := b.Open(t, store.Options{Now: clock.Now})
+	a, _ := NewAccount(t, s, "Acme")
+	o, _ := NewAccount(t, s, "Other")
+	punches := NewWebhook(t, s, a.ID, "https://a.example/punches", attendance.EventAttendancePunch)
+	all := NewWebhook(t, s, a.ID, "https://a.example/all")
+	off := NewWebhook(t, s, a.ID, "https://a.example/off")
+	must(t, s.InTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.UpdateWebhook(ctx, a.ID, off.ID, attendance.WebhookInput{Enabled: attendance.Some(false)})
+		return err
+	}))
+	other := NewWebhook(t, s, o.ID, "https://o.example/all")
+
+	// A rolled-back event leaves no delivery.
+	err := s.InTx(ctx, func(tx *store.Tx) error {
+		evs := []attendance.Event{{ID: id.New(id.Event), AccountID: a.ID, Type: attendance.EventAttendancePunch, CreatedAt: clock.Now(), Payload: []byte(`{}`)}}
+		if err := tx.InsertEvents(ctx, evs); err != nil {
+			return err
+		}
+		return errors.New("roll back")
+	})
+	if err == nil {
+		t.Fatal("expected the rollback error")
+	}
+	if ds := deliveriesOf(t, s, a.ID, store.DeliveryList{}); len(ds) != 0 {
+		t.Fatalf("a rolled-back event left %d deliveries", len(ds))
+	}
+
+	punch := RecordEvents(t, s, a.ID, attendance.EventAttendancePunch, 2)
+	status := RecordEvents(t, s, a.ID, attendance.EventDeviceStatus, 1)
+	count := func(w attendance.Webhook) int {
+		return len(deliveriesOf(t, s, w.AccountID, store.DeliveryList{WebhookID: w.ID}))
+	}
+	if count(punches) != 2 || count(all) != 3 || count(off) != 0 || count(other) != 0 {
+		t.Fatalf("fan-out: punches %d all %d disabled %d other account %d", count(punches), count(all), count(off), count(other))
+	}
+	head, err := s.QueueHead(ctx, all.ID, 10)
+	must(t, err)
+	if len(head) != 3 || head[0].EventID != punch[0] || head[1].EventID != punch[1] || head[2].EventID != status[0] || head[0].Payload == nil {
+		t.Fatalf("queue head %+v", head)
+	}
+	if next, err := s.NextWebhookDue(ctx); err != nil || !next.Equal(clock.Now()) {
+		t.Fatalf("next due %v %v", next, err)
+	}
+	// Redeliver: one more delivery, to the subscribed endpoints only.
+	must(t, s.InTx(ctx, func(tx *store.Tx) error {
+		ds, err := tx.Redeliver(ctx, a.ID, status[0], nil)
+		if err == nil && (len(ds) != 1 || ds[0].WebhookID != all.ID || ds[0].Source != attendance.SourceRedeliver) {
+			err = fmt.Errorf("redelivered %+v", ds)
+		}
+		return err
+	}))
+	err = s.InTx(ctx, func(tx *store.Tx) error { _, err := tx.Redeliver(ctx, o.ID, status[0], nil); return err })
+	wantCode(t, err, attendance.CodeResourceNotFound)
+	// Events list and stream reads.
+	evs, err := s.EventsSince(ctx, a.ID, 0, 10, attendance.EventDeviceStatus)
+	must(t, err)
+	if len(evs) != 1 || evs[0].ID != status[0] {
+		t.Fatalf("events since: %+v", evs)
+	}
+	latest, err := s.LatestEventSeq(ctx, a.ID)
+	must(t, err)
+	if latest != evs[0].Seq {
+		t.Fatalf("latest seq %d, want %d", latest, evs[0].Seq)
+	}
+	if n, _ := s.LatestEventSeq(ctx, "acct_none"); n != 0 {
+		t.Fatalf("latest seq of no account %d", n)
+	}
+}
+
+// testLeases: one owner at a time sends to an endpoint; an expired lease is
+// taken over, and the old owner can then commit nothing.
+func testLeases(t *testing.T, b Backend) {
+	ctx := context.Background()
+	clock := NewClock(Epoch)
+	s := b.Open(t, store.Options{Now: clock.Now})
+	a, _ := NewAccount(t, s, "Acme")
+	w := NewWebhook(t, s, a.ID, "https://a.example/hook")
+	RecordEvents(t, s, a.ID, attendance.EventAttendancePunch, 1)
+
+	first, err := s.ClaimDueWebhooks(ctx, "node-1", 15*time.Second, 10)
+	must(t, err)
+	second, err := s.ClaimDueWebhooks(ctx, "node-2", 15*time.Second, 10)
+	must(t, err)
+	if len(first) != 1 || first[0].ID != w.ID || len(second) != 0 {
+		t.Fatalf("claims: node-1 %d, node-2 %d", len(first), len(second))
+	}
+	clock.Advance(10 * time.Second)
+	ok, err := s.RenewLease(ctx, w.ID, "node-1", clock.Now().Add(15*time.Second))
+	must(t, err)
+	if !ok {
+		t.Fatal("the owner could not renew")
+	}
+	clock.Advance(10 * time.Second)
+	if second, _ = s.ClaimDueWebhooks(ctx, "node-2", 15*time.Second, 10); len(second) != 0 {
+		t.Fatal("a renewed lease was taken")
+	}
+	clock.Advance(20 * time.Second) // node-1 went silent
+	if second, _ = s.ClaimDueWebhooks(ctx, "node-2", 15*time.Second, 10); len(second) != 1 {
+		t.Fatal("an expired lease was not taken over")
+	}
+	if ok, _ := s.RenewLease(ctx, w.ID, "node-1", clock.Now().Add(time.Minute)); ok {
+		t.Fatal("the old owner renewed a lease it lost")
+	}
+	err = s.InTx(ctx, func(tx *store.Tx) error { return tx.SaveWebhookState(ctx, &first[0], "node-1", true) })
+	if !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("the old owner saved state: %v", err)
+	}
+	// Released with its queue healthy and non-empty, it is due at once.
+	must(t, s.InTx(ctx, func(tx *store.Tx) error { return tx.SaveWebhookState(ctx, &second[0], "node-2", true) }))
+	if second[0].NextDueAt != clock.Now() {
+		t.Fatalf("released endpoint due %v, want now", second[0].NextDueAt)
+	}
+	if again, _ := s.ClaimDueWebhooks(ctx, "node-3", 15*time.Second, 10); len(again) != 1 {
+		t.Fatal("a released endpoint was not claimable")
+	}
+}
+
+// testRetrySlots: a failed probe consumes the due slots of the queue; what
+// has no slot left fails, and retry puts it back.
+func testRetrySlots(t *testing.T, b Backend) {
+	ctx := context.Background()
+	clock := NewClock(Epoch)
+	s := b.Open(t, store.Options{Now: clock.Now})
+	a, _ := NewAccount(t, s, "Acme")
+	w := NewWebhook(t, s, a.ID, "https://a.example/hook")
+	slots := []time.Duration{0, time.Minute, 5 * time.Minute, time.Hour}
+	early := RecordEvents(t, s, a.ID, attendance.EventAttendancePunch, 1)
+	clock.Advance(3 * time.Minute)
+	late := RecordEvents(t, s, a.ID, attendance.EventAttendancePunch, 1)
+
+	consume := func() []string {
+		var failed []string
+		must(t, s.InTx(ctx, func(tx *store.Tx) (err error) {
+			failed, err = tx.ConsumeDueSlots(ctx, w.ID, clock.Now(), slots, "probe failed")
+			return err
+		}))
+		return failed
+	}
+	byEvent := func() map[string]attendance.Delivery {
+		out := map[string]attendance.Delivery{}
+		for _, d := range deliveriesOf(t, s, a.ID, store.DeliveryList{WebhookID: w.ID}) {
+			out[d.EventID] = d
+		}
+		return out
+	}
+	if failed := consume(); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	ds := byEvent()
+	// early (recorded 3m ago): its 1m slot passed, next is 5m; late: next is 1m.
+	if d := ds[early[0]]; d.Slot != 2 || !d.NextAttemptAt.Equal(Epoch.Add(5*time.Minute)) || d.LastError != "probe failed" {
+		t.Fatalf("early %+v", d)
+	}
+	if d := ds[late[0]]; d.Slot != 1 || !d.NextAttemptAt.Equal(Epoch.Add(4*time.Minute)) {
+		t.Fatalf("late %+v", d)
+	}
+	clock.Set(Epoch.Add(time.Hour))
+	failed := consume()
+	if len(failed) != 1 || failed[0] != early[0] {
+		t.Fatalf("at early's final slot failed %v", failed)
+	}
+	ds = byEvent()
+	if d := ds[early[0]]; d.Status != attendance.DeliveryFailed || !d.FailedAt.Equal(clock.Now()) {
+		t.Fatalf("early %+v", d)
+	}
+	if d := ds[late[0]]; d.Status != attendance.DeliveryPending || !d.NextAttemptAt.Equal(Epoch.Add(63*time.Minute)) {
+		t.Fatalf("late %+v", d)
+	}
+	// Retry: the failure of the last 72 h back in the queue, due now.
+	var n int
+	must(t, s.InTx(ctx, func(tx *store.Tx) (err error) {
+		n, err = tx.RequeueFailed(ctx, a.ID, w.ID, clock.Now().Add(-72*time.Hour))
+		return err
+	}))
+	d := byEvent()[early[0]]
+	if n != 1 || d.Status != attendance.DeliveryPending || d.Slot != 0 || !d.ScheduledFrom.Equal(clock.Now()) || d.Source != attendance.SourceRetry {
+		t.Fatalf("requeued %d: %+v", n, d)
+	}
+	if due, _ := s.QueueDue(ctx, w.ID, clock.Now()); !due {
+		t.Fatal("after retry the queue is not due")
+	}
+	// Deleting the webhook fails what is pending.
+	must(t, s.InTx(ctx, func(tx *store.Tx) error { return tx.DeleteWebhook(ctx, a.ID, w.ID) }))
+	for _, d := range byEvent() {
+		if d.Status != attendance.DeliveryFailed {
+			t.Fatalf("after delete: %+v", d)
+		}
+	}
+}
+
+func testReplay(t *testing.T, b Backend) {
+	ctx := context.Background()
+	clock := NewClock(Epoch)
+	s := b.Open(t, store.Options{Now: clock.Now})
+	a, _ := NewAccount(t, s, "Acme")
+	w := NewWebhook(t, s, a.ID, "https://a.example/hook")
+	old := RecordEvents(t, s, a.ID, attendance.EventAttendancePunch, 3)
+	RecordEvents(t, s, a.ID, attendance.EventDeviceStatus, 2)
+	clock.Advance(time.Hour)
+	RecordEvents(t, s, a.ID, attendance.EventAttendancePunch, 1) // outside the range
+	r := attendance.Replay{AccountID: a.ID, WebhookID: w.ID, Start: Epoch, End: Epoch.Add(time.Minute), EventTypes: []string{attendance.EventAttendancePunch}}
+	must(t, s.InTx(ctx, func(tx *store.Tx) error { return tx.CreateReplay(ctx, &r) }))
+	if r.Total != 3 || r.Status != attendance.ReplayRunning {
+		t.Fatalf("replay %+v", r)
+	}
+	for {
+		_, did, err := s.AdvanceReplay(ctx)
+		must(t, err)
+		if !did {
+			break
+		}
+	}
+	got, err := s.Replay(ctx, a.ID, w.ID, r.ID)
+	must(t, err)
+	if got.Status != attendance.ReplayCompleted || got.Enqueued != 3 {
+		t.Fatalf("replay after running %+v", got)
+	}
+	var replayed []string
+	for _, d := range deliveriesOf(t, s, a.ID, store.DeliveryList{WebhookID: w.ID}) {
+		if d.Source == attendance.SourceReplay {
+			replayed = append(replayed, d.EventID)
+		}
+	}
+	if fmt.Sprint(replayed) != fmt.Sprint(old) {
+		t.Fatalf("replayed %v, want %v", replayed, old)
+	}
+	o, _ := NewAccount(t, s, "Other")
+	if _, err := s.Replay(ctx, o.ID, w.ID, r.ID); attendance.ErrorCode(err) != attendance.CodeResourceNotFound {
+		t.Fatalf("another account reads the replay: %v", err)
+	}
+}
+
+func testNotifications(t *testing.T, b Backend) {
+	ctx := context.Background()
+	clock := NewClock(Epoch)
+	s := b.Open(t, store.Options{Now: clock.Now})
+	a, _ := NewAccount(t, s, "Acme")
+	must(t, s.InTx(ctx, func(tx *store.Tx) error {
+		return tx.QueueNotification(ctx, attendance.Notification{AccountID: a.ID, Recipient: a.Email, Subject: "s", Body: "b"})
+	}))
+	n, ok, err := s.ClaimNotification(ctx, time.Minute)
+	must(t, err)
+	if !ok || n.Recipient != a.Email {
+		t.Fatalf("claim %+v %v", n, ok)
+	}
+	if _, ok, _ := s.ClaimNotification(ctx, time.Minute); ok {
+		t.Fatal("a leased e-mail was claimed twice")
+	}
+	must(t, s.FinishNotification(ctx, n, errors.New("smtp down"), clock.Now().Add(time.Minute)))
+	if _, ok, _ := s.ClaimNotification(ctx, time.Minute); ok {
+		t.Fatal("an e-mail was claimed before its retry time")
+	}
+	clock.Advance(time.Minute)
+	n, ok, _ = s.ClaimNotification(ctx, time.Minute)
+	if !ok || n.Attempts != 1 || n.LastError != "smtp down" {
+		t.Fatalf("retry claim %+v %v", n, ok)
+	}
+	must(t, s.FinishNotification(ctx, n, nil, time.Time{}))
+	list, err := s.Notifications(ctx, a.ID)
+	must(t, err)
+	if len(list) != 1 || list[0].Status != "sent" || list[0].SentAt.IsZero() {
+		t.Fatalf("outbox %+v", list)
+	}
+}
