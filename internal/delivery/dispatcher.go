@@ -225,16 +225,27 @@ func (d *Dispatcher) work(ctx context.Context, w attendance.Webhook, wake <-chan
 	defer cancel()
 
 	e := &endpoint{d: d, id: w.ID}
+	settle := func() {
+		if err := e.settle(); err != nil && !errors.Is(err, store.ErrLeaseLost) {
+			d.log.Error("delivery commit", "webhook_id", w.ID, "err", err)
+		}
+	}
+	defer settle()
+	// letGo releases the endpoint once its last commit has landed.
+	letGo := func() {
+		settle()
+		d.release(w.ID)
+	}
 	idle := time.Now()
 	for {
 		worked, err := e.step(ctx)
 		switch {
 		case errors.Is(err, errStop):
-			d.release(w.ID)
+			letGo()
 			return
 		case ctx.Err() != nil || errors.Is(err, store.ErrLeaseLost):
 			if ctx.Err() != nil && !errors.Is(err, store.ErrLeaseLost) {
-				d.release(w.ID)
+				letGo()
 			}
 			return
 		case err != nil:
@@ -249,7 +260,7 @@ func (d *Dispatcher) work(ctx context.Context, w attendance.Webhook, wake <-chan
 			continue
 		}
 		if time.Since(idle) >= d.cfg.Linger {
-			d.release(w.ID)
+			letGo()
 			return
 		}
 		select {

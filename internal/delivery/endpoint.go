@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -16,6 +17,14 @@ const isolatedPerStep = 50
 type endpoint struct {
 	d  *Dispatcher
 	id string
+
+	// While the queue flows, a batch's outcome is committed in the
+	// background as the next batch is sent: pending carries the result of
+	// that commit, after the queue position of its last delivery, and w the
+	// endpoint's state as the dispatcher left it (the store's copy lags).
+	pending chan error
+	after   attendance.Delivery
+	w       attendance.Webhook
 }
 
 // outcome is what one step did, committed in one transaction.
@@ -30,30 +39,47 @@ type outcome struct {
 	consumeErr string
 	disabled   bool
 	lastErr    string
+	// clean: every attempt delivered, none isolated; the queue may have more.
+	clean bool
+}
+
+// settle waits for the commit in flight, if any.
+func (e *endpoint) settle() error {
+	if e.pending == nil {
+		return nil
+	}
+	err := <-e.pending
+	e.pending = nil
+	return err
 }
 
 // step sends what the endpoint has due, once: a probe when it is failing,
 // its isolated deliveries whose slot has come, and its queue in event order
-// while it answers. It commits what it sent and reports whether it did
-// anything.
+// while it answers. It commits what it sent — in the background while the
+// queue flows — and reports whether it did anything.
 func (e *endpoint) step(ctx context.Context) (bool, error) {
 	st := e.d.cfg.Store
 	w, ok, err := st.ReadWebhook(ctx, e.id)
 	if err != nil {
-		return false, err
+		return false, errors.Join(err, e.settle())
+	}
+	if e.pending != nil {
+		// The dispatcher's own fields are ahead of the store's.
+		w.State, w.FailingSince, w.NotBefore, w.IncidentMailed, w.LastDeliveredAt =
+			e.w.State, e.w.FailingSince, e.w.NotBefore, e.w.IncidentMailed, e.w.LastDeliveredAt
 	}
 	if !ok || !w.Enabled {
-		return false, errStop
+		return false, errors.Join(errStop, e.settle())
 	}
 	now := e.d.cfg.Now()
 	if now.Before(w.NotBefore) {
-		return false, nil // Retry-After
+		return false, e.settle() // Retry-After
 	}
 	out := &outcome{now: now}
 
 	isolated, err := st.DueIsolated(ctx, w.ID, now, isolatedPerStep)
 	if err != nil {
-		return false, err
+		return false, errors.Join(err, e.settle())
 	}
 	for i := range isolated {
 		if ctx.Err() != nil || !w.Enabled {
@@ -64,19 +90,42 @@ func (e *endpoint) step(ctx context.Context) (bool, error) {
 
 	probe := w.State == attendance.WebhookHealthy
 	if !probe {
+		if err := e.settle(); err != nil {
+			return false, err
+		}
 		if probe, err = st.QueueDue(ctx, w.ID, now); err != nil {
 			return false, err
 		}
 	}
 	var queue []attendance.Delivery
 	if probe && w.Enabled && ctx.Err() == nil {
-		if queue, err = st.QueueHead(ctx, w.ID, e.d.cfg.BatchSize); err != nil {
-			return false, err
+		if e.pending != nil {
+			queue, err = st.QueueAfter(ctx, w.ID, e.after.EventSeq, e.after.Seq, e.d.cfg.BatchSize)
+		} else {
+			queue, err = st.QueueHead(ctx, w.ID, e.d.cfg.BatchSize)
+		}
+		if err != nil {
+			return false, errors.Join(err, e.settle())
 		}
 		e.drain(ctx, &w, queue, out)
+		out.clean = len(isolated) == 0 && len(queue) == e.d.cfg.BatchSize && !out.consume && !out.disabled &&
+			w.State == attendance.WebhookHealthy && len(out.attempts) == len(queue)
+		for _, d := range queue {
+			out.clean = out.clean && d.Status == attendance.DeliveryDelivered
+		}
+	}
+	// One commit at a time, in order.
+	if err := e.settle(); err != nil {
+		return false, err
 	}
 	if len(out.attempts) == 0 && !out.consume {
 		return false, nil
+	}
+	if out.clean && ctx.Err() == nil {
+		e.after, e.w = queue[len(queue)-1], w
+		e.pending = make(chan error, 1)
+		go func() { e.pending <- e.commit(ctx, &w, out) }()
+		return true, nil
 	}
 	return true, e.commit(ctx, &w, out)
 }
@@ -182,8 +231,11 @@ func (e *endpoint) reschedule(del *attendance.Delivery, now time.Time) {
 }
 
 // commit writes a step's outcome and the endpoint's new state, with the
-// e-mails it calls for, in one transaction.
+// e-mails it calls for, in one transaction. What was sent is committed even
+// when the worker is being stopped.
 func (e *endpoint) commit(ctx context.Context, w *attendance.Webhook, out *outcome) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
 	before := *w
 	return e.d.cfg.Store.InTx(ctx, func(tx *store.Tx) error {
 		*w = before // InTx may run this again

@@ -151,7 +151,16 @@ func readWebhookByID(ctx context.Context, c conn, webhookID, lock string) (atten
 // (pending and not isolated), oldest event first, with their payloads.
 func (s *Store) QueueHead(ctx context.Context, webhookID string, limit int) ([]attendance.Delivery, error) {
 	return queryDeliveries(ctx, s.reader(), true,
-		`d.webhook_id = ? AND d.status = 'pending' AND d.isolated = ? ORDER BY d.event_seq, d.seq LIMIT ?`, webhookID, false, limit)
+		`d.webhook_id = ? AND d.status = 'pending' AND NOT d.isolated ORDER BY d.event_seq, d.seq LIMIT ?`, webhookID, limit)
+}
+
+// QueueAfter returns up to limit deliveries of an endpoint's queue that
+// come after the one at (eventSeq, seq) in queue order, with their
+// payloads: the next batch while the previous one is still being committed.
+func (s *Store) QueueAfter(ctx context.Context, webhookID string, eventSeq, seq int64, limit int) ([]attendance.Delivery, error) {
+	return queryDeliveries(ctx, s.reader(), true,
+		`d.webhook_id = ? AND d.status = 'pending' AND NOT d.isolated AND (d.event_seq, d.seq) > (?, ?) ORDER BY d.event_seq, d.seq LIMIT ?`,
+		webhookID, eventSeq, seq, limit)
 }
 
 // DueIsolated returns an endpoint's isolated deliveries (rejected alone,
@@ -159,16 +168,16 @@ func (s *Store) QueueHead(ctx context.Context, webhookID string, limit int) ([]a
 // first, with their payloads.
 func (s *Store) DueIsolated(ctx context.Context, webhookID string, now time.Time, limit int) ([]attendance.Delivery, error) {
 	return queryDeliveries(ctx, s.reader(), true,
-		`d.webhook_id = ? AND d.status = 'pending' AND d.isolated = ? AND d.next_attempt_at <= ? ORDER BY d.event_seq, d.seq LIMIT ?`,
-		webhookID, true, micros(now), limit)
+		`d.webhook_id = ? AND d.status = 'pending' AND d.isolated AND d.next_attempt_at <= ? ORDER BY d.event_seq, d.seq LIMIT ?`,
+		webhookID, micros(now), limit)
 }
 
 // QueueDue reports whether a delivery waiting in an endpoint's queue (not
 // isolated) has reached its next slot: a failing endpoint is probed then.
 func (s *Store) QueueDue(ctx context.Context, webhookID string, now time.Time) (bool, error) {
 	var due bool
-	err := s.reader().queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries WHERE webhook_id = ? AND status = 'pending' AND isolated = ? AND next_attempt_at <= ?)`,
-		webhookID, false, micros(now)).Scan(&due)
+	err := s.reader().queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries WHERE webhook_id = ? AND status = 'pending' AND NOT isolated AND next_attempt_at <= ?)`,
+		webhookID, micros(now)).Scan(&due)
 	return due, err
 }
 
@@ -184,8 +193,8 @@ func (tx *Tx) ConsumeDueSlots(ctx context.Context, webhookID string, now time.Ti
 	}
 	final := schedule[len(schedule)-1]
 	rows, err := tx.query(ctx, `UPDATE deliveries SET status = 'failed', slot = ?, next_attempt_at = 0, last_error = ?, failed_at = ?
-		WHERE webhook_id = ? AND status = 'pending' AND isolated = ? AND next_attempt_at <= ? AND scheduled_from + ? <= ?
-		RETURNING event_id`, len(schedule), lastError, micros(now), webhookID, false, micros(now), final.Microseconds(), micros(now))
+		WHERE webhook_id = ? AND status = 'pending' AND NOT isolated AND next_attempt_at <= ? AND scheduled_from + ? <= ?
+		RETURNING event_id`, len(schedule), lastError, micros(now), webhookID, micros(now), final.Microseconds(), micros(now))
 	if err != nil {
 		return nil, err
 	}
@@ -217,9 +226,9 @@ func (tx *Tx) ConsumeDueSlots(ctx context.Context, webhookID string, now time.Ti
 	slotArgs = append(slotArgs, len(schedule)-1)
 	next.WriteString(" ELSE scheduled_from + ? END")
 	nextArgs = append(nextArgs, final.Microseconds())
-	args := append(append(slotArgs, nextArgs...), lastError, webhookID, false, micros(now))
+	args := append(append(slotArgs, nextArgs...), lastError, webhookID, micros(now))
 	_, err = tx.exec(ctx, `UPDATE deliveries SET slot = `+slot.String()+`, next_attempt_at = `+next.String()+`, last_error = ?
-		WHERE webhook_id = ? AND status = 'pending' AND isolated = ? AND next_attempt_at <= ?`, args...)
+		WHERE webhook_id = ? AND status = 'pending' AND NOT isolated AND next_attempt_at <= ?`, args...)
 	return failed, err
 }
 
@@ -281,10 +290,22 @@ func (tx *Tx) SaveWebhookState(ctx context.Context, w *attendance.Webhook, owner
 			return err
 		}
 	}
+	// Both look-ups follow an index (the queue's order, the due times),
+	// so their cost does not grow with what was already delivered.
 	var queued bool
+	var head int64
+	err := tx.queryRow(ctx, `SELECT seq FROM deliveries WHERE webhook_id = ? AND status = 'pending' AND NOT isolated
+		ORDER BY event_seq, seq LIMIT 1`, w.ID).Scan(&head)
+	switch {
+	case err == nil:
+		queued = true
+	case !errors.Is(err, sql.ErrNoRows):
+		return err
+	}
 	var earliest sql.NullInt64
-	if err := tx.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries WHERE webhook_id = ? AND status = 'pending' AND isolated = ?),
-		(SELECT MIN(next_attempt_at) FROM deliveries WHERE webhook_id = ? AND status = 'pending')`, w.ID, false, w.ID).Scan(&queued, &earliest); err != nil {
+	err = tx.queryRow(ctx, `SELECT next_attempt_at FROM deliveries WHERE webhook_id = ? AND status = 'pending'
+		ORDER BY next_attempt_at LIMIT 1`, w.ID).Scan(&earliest)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
 	var due time.Time
@@ -441,8 +462,8 @@ func (tx *Tx) RequeueFailed(ctx context.Context, accountID, webhookID string, si
 		return 0, err
 	}
 	_, err = tx.exec(ctx, `UPDATE deliveries SET next_attempt_at = ? WHERE webhook_id = ? AND status = 'pending' AND next_attempt_at > ?
-		AND seq = (SELECT seq FROM deliveries WHERE webhook_id = ? AND status = 'pending' AND isolated = ? ORDER BY event_seq, seq LIMIT 1)`,
-		micros(tx.Now), webhookID, micros(tx.Now), webhookID, false)
+		AND seq = (SELECT seq FROM deliveries WHERE webhook_id = ? AND status = 'pending' AND NOT isolated ORDER BY event_seq, seq LIMIT 1)`,
+		micros(tx.Now), webhookID, micros(tx.Now), webhookID)
 	if err != nil {
 		return 0, err
 	}

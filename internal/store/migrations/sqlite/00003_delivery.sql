@@ -54,6 +54,10 @@ CREATE TABLE deliveries (
 );
 -- The queue of an endpoint, oldest event first.
 CREATE INDEX deliveries_queue ON deliveries (webhook_id, event_seq, seq) WHERE status = 'pending';
+-- When the endpoint's pending deliveries are next due.
+CREATE INDEX deliveries_due ON deliveries (webhook_id, next_attempt_at) WHERE status = 'pending';
+-- Deliveries rejected alone, retried on their own schedule.
+CREATE INDEX deliveries_isolated ON deliveries (webhook_id, next_attempt_at) WHERE status = 'pending' AND isolated;
 CREATE INDEX deliveries_event ON deliveries (event_id, seq);
 CREATE INDEX deliveries_webhook ON deliveries (webhook_id, seq);
 CREATE INDEX deliveries_failed ON deliveries (webhook_id, failed_at) WHERE status = 'failed';
