@@ -160,10 +160,12 @@ func (m *Main) Run(ctx context.Context) error {
 	} else {
 		m.Logger.Warn("no --smtp-url: failure e-mails are kept in the outbox but not sent")
 	}
-	notifier := delivery.NewNotifier(s, mailer, m.Logger, m.Now)
+	// Delivery, e-mail and replays run on the store's background pool, so
+	// device and API traffic cannot starve them of connections.
+	notifier := delivery.NewNotifier(s.Background(), mailer, m.Logger, m.Now)
 	m.sender = delivery.NewSender(m.Config.WebhookTimeout, m.Config.AllowPrivateWebhookURLs, VersionString(), m.Now)
 	dispatcher, err := delivery.NewDispatcher(delivery.Config{
-		Store: s, Sender: m.sender, Logger: m.Logger, Now: m.Now, Slots: slots, PublicURL: publicURL,
+		Store: s.Background(), Sender: m.sender, Logger: m.Logger, Now: m.Now, Slots: slots, PublicURL: publicURL,
 		Notify: notifier.Kick,
 	})
 	if err != nil {

@@ -71,37 +71,60 @@ type Store struct {
 	committer *committer
 	// Prepared statements of the SQLite read pool (nil on PostgreSQL).
 	readStmts *stmtCache
+	// signals are this node's in-process notices of committed work.
+	signals *signals
+	// background is the Store of background work (delivery, e-mail,
+	// replays) on a pool of its own, so that a flood of device and API
+	// transactions cannot starve it of connections (PostgreSQL); nil: this
+	// Store is used (SQLite, whose writes queue for one connection anyway).
+	background *Store
+}
+
+// signals wake this node's background work when a transaction commits.
+type signals struct {
 	// deliveriesQueued is signalled when a transaction that queued
-	// deliveries commits, to wake this node's dispatcher.
+	// deliveries commits, to wake the dispatcher.
 	deliveriesQueued chan struct{}
-	// eventsRecorded is closed, and replaced, whenever a transaction of
-	// this node that recorded events commits (event streams wait on it).
-	eventsMu       sync.Mutex
+	// eventsRecorded is closed, and replaced, whenever a transaction that
+	// recorded events commits (event streams wait on it).
+	mu             sync.Mutex
 	eventsRecorded chan struct{}
+}
+
+// backgroundConns is the size of the PostgreSQL pool of background work.
+const backgroundConns = 8
+
+// Background is the Store that background work uses: on PostgreSQL the same
+// database through a pool of its own.
+func (s *Store) Background() *Store {
+	if s.background != nil {
+		return s.background
+	}
+	return s
 }
 
 // EventsRecorded returns a channel closed when a transaction of this node
 // next commits events. Other nodes' events are seen by polling.
 func (s *Store) EventsRecorded() <-chan struct{} {
-	s.eventsMu.Lock()
-	defer s.eventsMu.Unlock()
-	return s.eventsRecorded
+	s.signals.mu.Lock()
+	defer s.signals.mu.Unlock()
+	return s.signals.eventsRecorded
 }
 
 func (s *Store) announceEvents() {
-	s.eventsMu.Lock()
-	defer s.eventsMu.Unlock()
-	close(s.eventsRecorded)
-	s.eventsRecorded = make(chan struct{})
+	s.signals.mu.Lock()
+	defer s.signals.mu.Unlock()
+	close(s.signals.eventsRecorded)
+	s.signals.eventsRecorded = make(chan struct{})
 }
 
 // DeliveriesQueued is signalled (coalesced) whenever a transaction of this
 // node that queued deliveries has committed.
-func (s *Store) DeliveriesQueued() <-chan struct{} { return s.deliveriesQueued }
+func (s *Store) DeliveriesQueued() <-chan struct{} { return s.signals.deliveriesQueued }
 
 func (s *Store) wakeDeliveries() {
 	select {
-	case s.deliveriesQueued <- struct{}{}:
+	case s.signals.deliveriesQueued <- struct{}{}:
 	default:
 	}
 }
@@ -116,7 +139,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 20
 	}
-	s := &Store{now: opts.Now, deliveriesQueued: make(chan struct{}, 1), eventsRecorded: make(chan struct{})}
+	s := &Store{now: opts.Now, signals: &signals{deliveriesQueued: make(chan struct{}, 1), eventsRecorded: make(chan struct{})}}
 	s.committer = &committer{s: s}
 	var err error
 	switch {
@@ -130,6 +153,16 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		s.write.SetMaxIdleConns(opts.MaxConns)
 		s.write.SetConnMaxIdleTime(5 * time.Minute)
 		s.read = s.write
+		bg, err := sql.Open("pgx", rawURL)
+		if err != nil {
+			s.write.Close()
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		bg.SetMaxOpenConns(backgroundConns)
+		bg.SetMaxIdleConns(backgroundConns)
+		bg.SetConnMaxIdleTime(5 * time.Minute)
+		s.background = &Store{dialect: Postgres, write: bg, read: bg, now: s.now, signals: s.signals}
+		s.background.committer = &committer{s: s.background}
 	case strings.HasPrefix(rawURL, "sqlite:"):
 		s.dialect = SQLite
 		path, err := sqlitePath(rawURL)
@@ -209,6 +242,9 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 
 // Pools returns the connection pools by name, for metrics.
 func (s *Store) Pools() map[string]*sql.DB {
+	if s.background != nil {
+		return map[string]*sql.DB{"main": s.write, "background": s.background.write}
+	}
 	if s.read == s.write {
 		return map[string]*sql.DB{"main": s.write}
 	}
@@ -233,6 +269,9 @@ func (s *Store) Close() error {
 	}
 	if s.write != nil {
 		errs = append(errs, s.write.Close())
+	}
+	if s.background != nil {
+		errs = append(errs, s.background.Close())
 	}
 	return errors.Join(errs...)
 }
