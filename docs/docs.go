@@ -8,3 +8,8 @@ import _ "embed"
 //
 //go:embed errors.md
 var ErrorsMarkdown []byte
+
+// WebhooksMarkdown is docs/webhooks.md, served as HTML at /docs/webhooks.
+//
+//go:embed webhooks.md
+var WebhooksMarkdown []byte

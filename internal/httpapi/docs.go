@@ -39,18 +39,28 @@ func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
 // errorsHTML renders docs/errors.md. Headings carry {#code} anchors, which
 // are the fragments of every doc_url.
 func errorsHTML() ([]byte, error) {
+	return docPage("PunchConnect API errors", "errors.md", docs.ErrorsMarkdown)
+}
+
+// webhooksHTML renders docs/webhooks.md, the webhook guide.
+func webhooksHTML() ([]byte, error) {
+	return docPage("PunchConnect webhooks", "webhooks.md", docs.WebhooksMarkdown)
+}
+
+// docPage renders a Markdown document of docs/ as a standalone HTML page.
+func docPage(title, name string, markdown []byte) ([]byte, error) {
 	md := goldmark.New(
 		goldmark.WithExtensions(extension.Table),
-		goldmark.WithParserOptions(parser.WithAttribute()),
+		goldmark.WithParserOptions(parser.WithAttribute(), parser.WithAutoHeadingID()),
 	)
 	var body bytes.Buffer
-	if err := md.Convert(docs.ErrorsMarkdown, &body); err != nil {
-		return nil, fmt.Errorf("render errors.md: %w", err)
+	if err := md.Convert(markdown, &body); err != nil {
+		return nil, fmt.Errorf("render %s: %w", name, err)
 	}
 	var page bytes.Buffer
 	page.WriteString(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>PunchConnect API errors</title>
+<title>` + title + `</title>
 <style>
 body{font:16px/1.55 system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#1f2933}
 code,pre{font:14px ui-monospace,monospace;background:#f3f4f6;border-radius:4px}
@@ -68,4 +78,9 @@ table{border-collapse:collapse}td,th{border:1px solid #d1d5db;padding:.3em .6em;
 func (s *Server) errorDocs(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_, _ = w.Write(s.errorsHTML)
+}
+
+func (s *Server) webhookDocs(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(s.webhooksHTML)
 }

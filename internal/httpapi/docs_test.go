@@ -200,3 +200,20 @@ func TestPanicBecomes500(t *testing.T) {
 	// The server keeps serving.
 	e.api.Do("GET", "/v1/devices", nil).Expect(t, 200)
 }
+
+// TestWebhookGuideServed: the webhook guide is served, with its sections
+// linkable.
+func TestWebhookGuideServed(t *testing.T) {
+	e := newEnv(t, storetest.SQLiteBackend())
+	resp, err := http.Get(e.url + "/docs/webhooks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	page, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`id="verify-the-signature"`, `id="order-retries-and-recovery"`, "X-PunchConnect-Signature", "rotate_secret"} {
+		if resp.StatusCode != 200 || !strings.Contains(string(page), want) {
+			t.Fatalf("GET /docs/webhooks = %d, lacks %s", resp.StatusCode, want)
+		}
+	}
+}

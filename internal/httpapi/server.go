@@ -82,6 +82,7 @@ type Server struct {
 	metrics        *httpMetrics
 	openapiJSON    []byte
 	errorsHTML     []byte
+	webhooksHTML   []byte
 	apiRoutes      []string
 	held           HeldReplayer
 	records        *prometheus.CounterVec
@@ -136,6 +137,9 @@ func New(cfg Config) (*Server, error) {
 	if s.errorsHTML, err = errorsHTML(); err != nil {
 		return nil, err
 	}
+	if s.webhooksHTML, err = webhooksHTML(); err != nil {
+		return nil, err
+	}
 	s.routes(cfg.Registry)
 	if cfg.Devices != nil {
 		s.mux.Handle("/iclock/", cfg.Devices)
@@ -147,6 +151,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.Handle("GET /metrics", metricsHandler(reg))
 	s.mux.HandleFunc("GET /docs/errors", s.errorDocs)
+	s.mux.HandleFunc("GET /docs/webhooks", s.webhookDocs)
 	s.mux.HandleFunc("GET /v1/openapi.json", s.openapi)
 
 	s.api("GET /v1/devices", s.listDevices)

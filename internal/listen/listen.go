@@ -162,6 +162,10 @@ func (l *Listener) forward(ctx context.Context, fwd *http.Client, ev Event) {
 	start := time.Now()
 	resp, err := fwd.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		l.logf("--> %s %s  [error] POST %s: %v", head.EventType, head.EventID, l.ForwardTo, err)
 		return
 	}
