@@ -17,6 +17,8 @@ func FuzzDecodeRequests(f *testing.F) {
 		`{"badge_number":"016","name":"Sarah","external_id":null,"metadata":{"a":"b"},"active":false}`,
 		`{"employees":[{"badge_number":"1"},{"badge_number":2},"x",null]}`,
 		`{"dedup_window_seconds":60,"day_start":"04:00","timezone":"UTC","direction_mode":"alternating"}`,
+		`{"url":"https://your-app.com/webhooks/attendance","events":["attendance.punch","device.status"],"secret":"whsec_your_signing_secret"}`,
+		`{"url":"ftp://x","events":[],"enabled":"yes","secret":"a b"}`, `{"events":["*",null]}`,
 		``, `null`, `[]`, `{"a":`, `{"name":"\u0000"}`, `{"metadata":{"k":null}}`, `{"badge_number":"` + "\xff" + `"}`,
 	} {
 		f.Add([]byte(s))
@@ -35,6 +37,13 @@ func FuzzDecodeRequests(f *testing.F) {
 		}
 		if _, err := decodeDevice(body, false); err != nil {
 			documented(t, err)
+		}
+		for _, create := range []bool{true, false} {
+			if in, err := decodeWebhook(body, create); err != nil {
+				documented(t, err)
+			} else if in.Validate(create) != nil || (create && !in.URL.Set) || (!create && in.Secret.Set) {
+				t.Fatalf("accepted an invalid webhook: %+v", in)
+			}
 		}
 		if in, err := decodeEmployee(body, true); err != nil {
 			documented(t, err)

@@ -73,33 +73,19 @@ func (s *Server) listEventDeliveries(c *call) error {
 	if err != nil {
 		return err
 	}
-	lr, err := parseList(c.r.URL.Query(), deliveryList)
-	if err != nil {
-		return err
-	}
-	dl, err := deliveryQuery(c)
-	if err != nil {
-		return err
-	}
-	if dl.EventID != "" && dl.EventID != e.ID {
-		return invalidParam("event_id", "event_id filters the deliveries of the event in the path; leave it out here.")
-	}
-	dl.EventID = e.ID
-	page, err := s.store.ListDeliveries(c.ctx(), c.acct.ID, dl, lr.params)
-	if err != nil {
-		return err
-	}
-	return c.json(http.StatusOK, listOf(lr, page, viewDelivery))
+	return s.listDeliveries(c, func(dl *store.DeliveryList) error {
+		if dl.EventID != "" && dl.EventID != e.ID {
+			return invalidParam("event_id", "event_id filters the deliveries of the event in the path; leave it out here.")
+		}
+		dl.EventID = e.ID
+		return nil
+	})
 }
 
 // redeliverEvent queues the event again for its endpoints (or the one
 // named), with the normal retry policy; the event keeps its event_id.
 func (s *Server) redeliverEvent(c *call) error {
-	evID, err := pathID(c, id.Event, "event")
-	if err != nil {
-		return err
-	}
-	o, err := parseBody(c.body)
+	evID, o, err := actionOf(c, id.Event, "event")
 	if err != nil {
 		return err
 	}
@@ -115,7 +101,7 @@ func (s *Server) redeliverEvent(c *call) error {
 		}
 		only = []string{webhookID.Value}
 	}
-	err = s.mutate(c, http.StatusAccepted, func(tx *store.Tx) (any, error) {
+	return s.mutateAndKick(c, http.StatusAccepted, func(tx *store.Tx) (any, error) {
 		ds, err := tx.Redeliver(c.ctx(), c.acct.ID, evID, only)
 		if err != nil {
 			return nil, err
@@ -128,8 +114,6 @@ func (s *Server) redeliverEvent(c *call) error {
 		out.Pagination = pagination{Page: &one, PerPage: max(len(ds), 1), Total: len(ds), TotalPages: min(len(ds), 1)}
 		return out, nil
 	})
-	s.kickDeliveries()
-	return err
 }
 
 // Event stream limits.

@@ -163,7 +163,7 @@ func (s *Server) updateWebhook(c *call) error {
 			return err
 		}
 	}
-	err = s.mutate(c, http.StatusOK, func(tx *store.Tx) (any, error) {
+	return s.mutateAndKick(c, http.StatusOK, func(tx *store.Tx) (any, error) {
 		w, err := tx.UpdateWebhook(c.ctx(), c.acct.ID, whID, in)
 		if err != nil {
 			return nil, err
@@ -171,8 +171,6 @@ func (s *Server) updateWebhook(c *call) error {
 		st, err := tx.WebhookStats(c.ctx(), w.ID)
 		return one[webhookView]{viewWebhook(w, st, false)}, err
 	})
-	s.kickDeliveries()
-	return err
 }
 
 func (s *Server) deleteWebhook(c *call) error {
@@ -186,11 +184,7 @@ func (s *Server) deleteWebhook(c *call) error {
 }
 
 func (s *Server) rotateSecret(c *call) error {
-	whID, err := pathID(c, id.Webhook, "webhook")
-	if err != nil {
-		return err
-	}
-	o, err := parseBody(c.body)
+	whID, o, err := actionOf(c, id.Webhook, "webhook")
 	if err != nil {
 		return err
 	}
@@ -244,11 +238,7 @@ func (s *Server) testWebhook(c *call) error {
 // retryWebhook probes the endpoint at once and re-queues its failed
 // deliveries (PRODUCT.md §8).
 func (s *Server) retryWebhook(c *call) error {
-	whID, err := pathID(c, id.Webhook, "webhook")
-	if err != nil {
-		return err
-	}
-	o, err := parseBody(c.body)
+	whID, o, err := actionOf(c, id.Webhook, "webhook")
 	if err != nil {
 		return err
 	}
@@ -263,22 +253,16 @@ func (s *Server) retryWebhook(c *call) error {
 			return invalidParam("since", "since %q is not an RFC 3339 instant such as 2026-03-28T09:00:00Z.", sinceRaw.Value)
 		}
 	}
-	err = s.mutate(c, http.StatusOK, func(tx *store.Tx) (any, error) {
+	return s.mutateAndKick(c, http.StatusOK, func(tx *store.Tx) (any, error) {
 		n, err := tx.RequeueFailed(c.ctx(), c.acct.ID, whID, since)
 		return one[retryView]{retryView{Object: "webhook_retry", WebhookID: whID, Requeued: n, Since: formatTime(since)}}, err
 	})
-	s.kickDeliveries()
-	return err
 }
 
 // replayWebhook starts a background job that re-sends the events recorded
 // between start and end (PRODUCT.md §5, §8).
 func (s *Server) replayWebhook(c *call) error {
-	whID, err := pathID(c, id.Webhook, "webhook")
-	if err != nil {
-		return err
-	}
-	o, err := parseBody(c.body)
+	whID, o, err := actionOf(c, id.Webhook, "webhook")
 	if err != nil {
 		return err
 	}
@@ -371,6 +355,15 @@ func (s *Server) listWebhookDeliveries(c *call) error {
 	if err != nil {
 		return err
 	}
+	return s.listDeliveries(c, func(dl *store.DeliveryList) error {
+		dl.WebhookID = w.ID
+		return nil
+	})
+}
+
+// listDeliveries answers a list of deliveries, with the query's filters,
+// narrowed by scope (to one event or one webhook).
+func (s *Server) listDeliveries(c *call, scope func(*store.DeliveryList) error) error {
 	lr, err := parseList(c.r.URL.Query(), deliveryList)
 	if err != nil {
 		return err
@@ -379,7 +372,9 @@ func (s *Server) listWebhookDeliveries(c *call) error {
 	if err != nil {
 		return err
 	}
-	dl.WebhookID = w.ID
+	if err := scope(&dl); err != nil {
+		return err
+	}
 	page, err := s.store.ListDeliveries(c.ctx(), c.acct.ID, dl, lr.params)
 	if err != nil {
 		return err
@@ -393,6 +388,24 @@ func (s *Server) kickDeliveries() {
 	if s.dispatcher != nil {
 		s.dispatcher.Kick()
 	}
+}
+
+// mutateAndKick is mutate for changes that may make an endpoint due: the
+// dispatcher is woken once they are committed.
+func (s *Server) mutateAndKick(c *call, status int, work func(tx *store.Tx) (any, error)) error {
+	err := s.mutate(c, status, work)
+	s.kickDeliveries()
+	return err
+}
+
+// actionOf reads the {id} of an action route (of kind p) and its JSON body.
+func actionOf(c *call, p id.Prefix, kind string) (string, *object, error) {
+	pid, err := pathID(c, p, kind)
+	if err != nil {
+		return "", nil, err
+	}
+	o, err := parseBody(c.body)
+	return pid, o, err
 }
 
 // Deliverer is what the API needs of the delivery engine.

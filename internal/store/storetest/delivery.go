@@ -59,6 +59,15 @@ func deliveriesOf(t testing.TB, s *store.Store, accountID string, q store.Delive
 	return page.Items
 }
 
+// hookFixture is a store on a fake clock with an account and one webhook
+// subscribed to every event.
+func hookFixture(t *testing.T, b Backend) (context.Context, *Clock, *store.Store, attendance.Account, attendance.Webhook) {
+	clock := NewClock(Epoch)
+	s := b.Open(t, store.Options{Now: clock.Now})
+	a, _ := NewAccount(t, s, "Acme")
+	return context.Background(), clock, s, a, NewWebhook(t, s, a.ID, "https://a.example/hook")
+}
+
 func testWebhooks(t *testing.T, b Backend) {
 	ctx := context.Background()
 	s := b.Open(t, store.Options{})
@@ -185,11 +194,7 @@ func testOutbox(t *testing.T, b Backend) {
 // testLeases: one owner at a time sends to an endpoint; an expired lease is
 // taken over, and the old owner can then commit nothing.
 func testLeases(t *testing.T, b Backend) {
-	ctx := context.Background()
-	clock := NewClock(Epoch)
-	s := b.Open(t, store.Options{Now: clock.Now})
-	a, _ := NewAccount(t, s, "Acme")
-	w := NewWebhook(t, s, a.ID, "https://a.example/hook")
+	ctx, clock, s, a, w := hookFixture(t, b)
 	RecordEvents(t, s, a.ID, attendance.EventAttendancePunch, 1)
 
 	first, err := s.ClaimDueWebhooks(ctx, "node-1", 15*time.Second, 10)
@@ -233,11 +238,7 @@ func testLeases(t *testing.T, b Backend) {
 // testRetrySlots: a failed probe consumes the due slots of the queue; what
 // has no slot left fails, and retry puts it back.
 func testRetrySlots(t *testing.T, b Backend) {
-	ctx := context.Background()
-	clock := NewClock(Epoch)
-	s := b.Open(t, store.Options{Now: clock.Now})
-	a, _ := NewAccount(t, s, "Acme")
-	w := NewWebhook(t, s, a.ID, "https://a.example/hook")
+	ctx, clock, s, a, w := hookFixture(t, b)
 	slots := []time.Duration{0, time.Minute, 5 * time.Minute, time.Hour}
 	early := RecordEvents(t, s, a.ID, attendance.EventAttendancePunch, 1)
 	clock.Advance(3 * time.Minute)
@@ -304,11 +305,7 @@ func testRetrySlots(t *testing.T, b Backend) {
 }
 
 func testReplay(t *testing.T, b Backend) {
-	ctx := context.Background()
-	clock := NewClock(Epoch)
-	s := b.Open(t, store.Options{Now: clock.Now})
-	a, _ := NewAccount(t, s, "Acme")
-	w := NewWebhook(t, s, a.ID, "https://a.example/hook")
+	ctx, clock, s, a, w := hookFixture(t, b)
 	old := RecordEvents(t, s, a.ID, attendance.EventAttendancePunch, 3)
 	RecordEvents(t, s, a.ID, attendance.EventDeviceStatus, 2)
 	clock.Advance(time.Hour)
