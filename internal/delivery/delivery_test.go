@@ -691,3 +691,22 @@ func TestNodesShareEndpoints(t *testing.T) {
 }
 
 var quiet = slog.New(slog.DiscardHandler)
+
+// TestBinaryAnswerIsLogged: whatever bytes an endpoint answers with, the
+// attempt is logged (PostgreSQL text cannot hold NUL) and delivery goes on.
+func TestBinaryAnswerIsLogged(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte("bad\x00\xff\x1bbody"))
+		}))
+		defer srv.Close()
+		w := h.webhook(srv.URL)
+		h.emit(1)
+		ds := h.waitDeliveries(w.ID, "the attempt logged", func(ds []attendance.Delivery) bool { return len(ds) == 1 && len(ds[0].AttemptLog) == 1 })
+		if a := ds[0].AttemptLog[0]; a.StatusCode != 400 || a.ResponseExcerpt != "bad\uFFFD\uFFFD\uFFFDbody" {
+			t.Fatalf("attempt %+v", a)
+		}
+	})
+}

@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/punchconnect/punchconnect/internal/attendance"
 	"github.com/punchconnect/punchconnect/internal/event"
@@ -150,7 +149,7 @@ func (s *Sender) post(ctx context.Context, w *attendance.Webhook, eventID string
 	resp, err := s.client.Do(req)
 	if err != nil {
 		r.Duration = time.Since(t0)
-		r.Err = describe(err)
+		r.Err = printable(describe(err))
 		return r
 	}
 	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, excerptBytes))
@@ -158,10 +157,7 @@ func (s *Sender) post(ctx context.Context, w *attendance.Webhook, eventID string
 	_ = resp.Body.Close()
 	r.Duration = time.Since(t0)
 	r.StatusCode = resp.StatusCode
-	r.Excerpt = strings.ToValidUTF8(string(excerpt), "\uFFFD")
-	if !utf8.ValidString(r.Excerpt) {
-		r.Excerpt = ""
-	}
+	r.Excerpt = printable(string(excerpt))
 	if !r.OK() {
 		r.Err = fmt.Sprintf("the endpoint answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
@@ -172,6 +168,19 @@ func (s *Sender) post(ctx context.Context, w *attendance.Webhook, eventID string
 		}
 	}
 	return r
+}
+
+// printable makes text from an endpoint safe to store and show: valid
+// UTF-8 without NUL or other control characters but tab and newline
+// (PostgreSQL text cannot hold NUL).
+func printable(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		if r < ' ' && r != '\n' && r != '\t' || r == 0x7f {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
 }
 
 // retryAfter reads a Retry-After header: seconds or an HTTP date.

@@ -46,3 +46,9 @@ func TestResultClasses(t *testing.T) {
 		t.Error("classes")
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	if got := printable("ok\x00\xff\r\n\tend\x7f"); got != "ok\uFFFD\uFFFD\uFFFD\n\tend\uFFFD" {
+		t.Fatalf("printable = %q", got)
+	}
+}
