@@ -710,3 +710,65 @@ func TestBinaryAnswerIsLogged(t *testing.T) {
 		}
 	})
 }
+
+// TestStopMidSendIsNotAnAttempt: a send cut short because this node stops
+// is not logged as a failed attempt and does not fail the endpoint; the next
+// dispatcher sends it again.
+func TestStopMidSendIsNotAnAttempt(t *testing.T) {
+	b := storetest.SQLiteBackend()
+	clock := storetest.NewClock(storetest.Epoch)
+	s := b.Open(t, store.Options{Now: clock.Now})
+	acct, _ := storetest.NewAccount(t, s, "Acme")
+	arrived := make(chan struct{}, 10)
+	hang := true
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body) // so the server notices the client going away
+		arrived <- struct{}{}
+		mu.Lock()
+		wait := hang
+		mu.Unlock()
+		if wait {
+			<-r.Context().Done()
+		}
+	}))
+	defer srv.Close()
+	w := storetest.NewWebhook(t, s, acct.ID, srv.URL)
+	storetest.RecordEvents(t, s, acct.ID, attendance.EventAttendancePunch, 1)
+	slots, _ := delivery.ParseSchedule(delivery.DefaultSchedule)
+	run := func() (context.CancelFunc, chan struct{}) {
+		sender := delivery.NewSender(time.Minute, true, "test", clock.Now)
+		d, err := delivery.NewDispatcher(delivery.Config{Store: s, Sender: sender, Logger: quiet, Now: clock.Now, Slots: slots, Poll: 10 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { d.Run(ctx); close(done) }()
+		return cancel, done
+	}
+	cancel, done := run()
+	<-arrived
+	cancel()
+	<-done
+	page, err := s.ListDeliveries(context.Background(), acct.ID, store.DeliveryList{WebhookID: w.ID}, store.ListParams{Sort: store.DeliverySorts[0], Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := page.Items[0]; d.Status != attendance.DeliveryPending || d.Attempts != 0 || len(d.AttemptLog) != 0 {
+		t.Fatalf("after a stop mid-send: %+v", d)
+	}
+	if got, _ := s.Webhook(context.Background(), acct.ID, w.ID); got.State != attendance.WebhookHealthy {
+		t.Fatalf("the stop failed the endpoint: %q", got.State)
+	}
+	mu.Lock()
+	hang = false
+	mu.Unlock()
+	cancel, done = run()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not sent again after the restart")
+	}
+}

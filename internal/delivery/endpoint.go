@@ -144,6 +144,9 @@ func (e *endpoint) drain(ctx context.Context, w *attendance.Webhook, queue []att
 		if res.OK() {
 			continue
 		}
+		if res.aborted {
+			return
+		}
 		if !w.Enabled {
 			return // 410
 		}
@@ -156,6 +159,9 @@ func (e *endpoint) drain(ctx context.Context, w *attendance.Webhook, queue []att
 				head.Isolated = true
 				i++
 				continue
+			}
+			if nres.aborted {
+				return
 			}
 			if !w.Enabled {
 				return
@@ -183,6 +189,12 @@ func (e *endpoint) drain(ctx context.Context, w *attendance.Webhook, queue []att
 // out.
 func (e *endpoint) attempt(ctx context.Context, w *attendance.Webhook, del *attendance.Delivery, out *outcome) Result {
 	res := e.d.cfg.Sender.Send(ctx, w, del.EventID, del.Payload, del.Attempts+1)
+	if !res.OK() && ctx.Err() != nil {
+		// Cut short by this node stopping, not by the endpoint: not an
+		// attempt; it is sent again when delivery resumes.
+		res.aborted = true
+		return res
+	}
 	del.Attempts++
 	del.LastAttemptAt, del.LastStatusCode, del.LastError = res.StartedAt, res.StatusCode, res.Err
 	switch {

@@ -68,6 +68,7 @@ type Result struct {
 	Excerpt    string
 	Err        string        // why it failed; empty when delivered
 	RetryAfter time.Duration // from a 429 or 503
+	aborted    bool          // cut short by this node stopping: not an attempt
 }
 
 // OK reports whether the endpoint took the event (2xx).
