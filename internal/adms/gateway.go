@@ -40,6 +40,9 @@ type Config struct {
 	// commands, and so the heartbeat.
 	PollInterval time.Duration
 	ErrorDelay   time.Duration
+	// CommandResend is how long a command line sent without an answer waits
+	// before it is sent again (default: 3 poll intervals, at least a minute).
+	CommandResend time.Duration
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 	MaxBody        int64
@@ -55,6 +58,14 @@ type Gateway struct {
 	log      *slog.Logger
 	requests *prometheus.CounterVec
 	records  *prometheus.CounterVec
+}
+
+// resendAfter is how long an unanswered command line waits to be resent.
+func (g *Gateway) resendAfter() time.Duration {
+	if g.cfg.CommandResend > 0 {
+		return g.cfg.CommandResend
+	}
+	return max(3*g.cfg.PollInterval, time.Minute)
 }
 
 // New builds a gateway.

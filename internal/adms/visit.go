@@ -17,6 +17,7 @@ import (
 	"golang.org/x/text/encoding/simplifiedchinese"
 
 	"github.com/punchconnect/punchconnect/internal/attendance"
+	"github.com/punchconnect/punchconnect/internal/commands"
 	"github.com/punchconnect/punchconnect/internal/event"
 	"github.com/punchconnect/punchconnect/internal/ingest"
 	"github.com/punchconnect/punchconnect/internal/store"
@@ -97,9 +98,11 @@ func (v *visit) serve(ctx context.Context) (reply, error) {
 			return v.upload(ctx)
 		}
 	case "getrequest":
-		return v.heartbeat(), nil
+		return v.heartbeat(ctx)
 	case "devicecmd":
-		v.commandResults(ParseDeviceCmd(req.body))
+		if err := v.commandResults(ctx, ParseDeviceCmd(req.body)); err != nil {
+			return reply{}, err
+		}
 	case "registry":
 		v.dev.Protocol = "security"
 		v.learnOptions(ParseOptions(req.body))
@@ -191,7 +194,7 @@ func (v *visit) securityTime() string {
 // heartbeat handles GET /iclock/getrequest: firmware and counts from INFO=,
 // the completeness watermark, and the re-read of options after a change of
 // UTC offset.
-func (v *visit) heartbeat() reply {
+func (v *visit) heartbeat(ctx context.Context) (reply, error) {
 	d := &v.dev
 	if info, ok := ParseInfo(v.req.query.Get("INFO")); ok {
 		if info.Firmware != "" {
@@ -219,10 +222,57 @@ func (v *visit) heartbeat() reply {
 		d.TZCheckAt = v.req.at
 		lines = append(lines, fmt.Sprintf("C:tz%d:CHECK", v.req.at.Unix()%1_000_000_000))
 	}
-	if len(lines) == 0 {
-		return ok("OK")
+	queued, err := v.outbox(ctx, maxReplyCommands-len(lines))
+	if err != nil {
+		return reply{}, err
 	}
-	return ok(strings.Join(lines, "\n") + "\n")
+	lines = append(lines, queued...)
+	if len(lines) == 0 {
+		return ok("OK"), nil
+	}
+	body := strings.Join(lines, "\n") + "\n"
+	if commands.Chinese(v.dev) {
+		// Names go to Chinese-language firmware in GB18030.
+		if enc, err := simplifiedchinese.GB18030.NewEncoder().String(body); err == nil {
+			body = enc
+		}
+	}
+	return ok(body), nil
+}
+
+// Limits of one reply's commands (PUSH protocol: about 200 commands or
+// 40 KB per reply).
+const (
+	maxReplyCommands = 200
+	maxReplyBytes    = 40 << 10
+)
+
+// outbox hands the device its next command lines, in order: those queued,
+// and those sent earlier that it never answered (sent again after
+// CommandResend). REBOOT ends a reply: firmware ignores what follows it.
+func (v *visit) outbox(ctx context.Context, room int) ([]string, error) {
+	pending, err := v.tx.Outbox(ctx, v.dev.ID, v.req.at.Add(-v.g.resendAfter()), room)
+	if err != nil || len(pending) == 0 {
+		return nil, err
+	}
+	var out []string
+	var sent []attendance.CommandLine
+	size := 0
+	for _, l := range pending {
+		text := l.Text
+		if text == commands.SetTimeLine {
+			text = fmt.Sprintf("SET OPTIONS DateTime=%d", EncodeTime(v.req.at.In(v.location())))
+		}
+		line := "C:" + commands.LineID(l) + ":" + text
+		if size+len(line)+1 > maxReplyBytes && len(out) > 0 {
+			break
+		}
+		out, sent, size = append(out, line), append(sent, l), size+len(line)+1
+		if text == commands.RebootLine {
+			break
+		}
+	}
+	return out, v.tx.MarkSent(ctx, sent)
 }
 
 // needsOptionReload reports whether the device runs on a TimeZone other
@@ -242,14 +292,30 @@ func setCount(dst **int, v *int) {
 	}
 }
 
-// commandResults records what a devicecmd report tells about the device.
-// Results of customer commands are matched in the command queue.
-func (v *visit) commandResults(results []CommandResult) {
+// commandResults records what a devicecmd report tells: options the device
+// sent with an INFO answer, and the results of queued command lines (IDs in
+// digits), which may complete commands. Results of lines this device was
+// not sent, or already answered, are ignored.
+func (v *visit) commandResults(ctx context.Context, results []CommandResult) error {
+	var lines []store.LineResult
 	for _, r := range results {
 		if strings.EqualFold(r.Cmd, "INFO") || len(r.Extra) > 0 {
 			v.learnOptions(r.Extra)
 		}
+		seq, err := strconv.ParseInt(r.ID, 10, 64)
+		if err != nil || seq <= 0 || r.ReturnRaw == "" {
+			continue
+		}
+		lines = append(lines, store.LineResult{Seq: seq, Return: r.Return})
 	}
+	if len(lines) == 0 || v.replay {
+		return nil
+	}
+	done, err := v.tx.ApplyResults(ctx, v.dev.ID, lines, commands.Succeeded)
+	if err != nil {
+		return err
+	}
+	return commands.Finish(ctx, v.tx, done)
 }
 
 // learnOptions reads counts, capacity and firmware from device parameters

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/punchconnect/punchconnect/internal/adms"
+	"github.com/punchconnect/punchconnect/internal/commands"
 	"github.com/punchconnect/punchconnect/internal/config"
 	"github.com/punchconnect/punchconnect/internal/delivery"
 	"github.com/punchconnect/punchconnect/internal/httpapi"
@@ -219,6 +220,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.stop = stop
 	m.wg.Go(func() { m.sweep(bg) })
 	m.wg.Go(func() { m.watchOffline(bg) })
+	m.wg.Go(func() { m.expireCommands(bg) })
 	m.wg.Go(func() { dispatcher.Run(bg) })
 	m.wg.Go(func() { dispatcher.RunReplays(bg) })
 	m.wg.Go(func() { notifier.Run(bg) })
@@ -261,6 +263,36 @@ func (m *Main) watchOffline(ctx context.Context) {
 			m.Logger.Warn("offline check", "err", err)
 		} else if n > 0 {
 			m.Logger.Info("devices went offline", "count", n)
+		}
+	}
+}
+
+// commandExpiryEvery is how often commands past their deadline are ended.
+const commandExpiryEvery = 15 * time.Second
+
+// expireCommands ends commands whose deadline has passed (with their
+// command.failed events), whichever node notices first.
+func (m *Main) expireCommands(ctx context.Context) {
+	t := time.NewTicker(commandExpiryEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for ctx.Err() == nil {
+			n, err := commands.Expire(ctx, m.Store.Background(), 200)
+			if err != nil {
+				m.Logger.Warn("expire commands", "err", err)
+				break
+			}
+			if n > 0 {
+				m.Logger.Info("commands expired", "count", n)
+			}
+			if n < 200 {
+				break
+			}
 		}
 	}
 }

@@ -44,6 +44,7 @@ const (
 	CodeWebhookURLNotAllowed     Code = "webhook_url_not_allowed"
 	CodeUnknownEventType         Code = "unknown_event_type"
 	CodeTooManyWebhooks          Code = "too_many_webhooks"
+	CodeUnknownCommand           Code = "unknown_command"
 	CodeInternalError            Code = "internal_error"
 	CodeServiceUnavailable       Code = "service_unavailable"
 )
@@ -57,7 +58,7 @@ var Codes = []Code{
 	CodeMethodNotAllowed, CodeMissingAPIKey, CodeInvalidAPIKey, CodeRateLimited,
 	CodeIdempotencyKeyReused, CodeIdempotencyKeyInProgress, CodeInvalidIdempotencyKey,
 	CodeNotReleasable, CodeBadgeNotRegistered, CodeInvalidWebhookURL, CodeWebhookURLNotAllowed,
-	CodeUnknownEventType, CodeTooManyWebhooks, CodeInternalError, CodeServiceUnavailable,
+	CodeUnknownEventType, CodeTooManyWebhooks, CodeUnknownCommand, CodeInternalError, CodeServiceUnavailable,
 }
 
 // Error is a failure the client can act on: a code, a sentence that says what

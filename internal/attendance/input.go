@@ -240,6 +240,7 @@ type SettingsInput struct {
 	EarliestPunchDate   Field[string]
 	MaxPunchAgeDays     Field[int]
 	MaxPunchFutureHours Field[int]
+	AutoSyncEmployees   Field[bool]
 }
 
 // ApplyTo validates the input and applies it to s.
@@ -289,6 +290,9 @@ func (in *SettingsInput) ApplyTo(s *Settings) error {
 			return Errorf(CodeInvalidParameter, "max_punch_future_hours", "max_punch_future_hours must be between 1 and 8760.")
 		}
 		s.MaxPunchFutureHours = in.MaxPunchFutureHours.Value
+	}
+	if in.AutoSyncEmployees.Set {
+		s.AutoSyncEmployees = in.AutoSyncEmployees.Value
 	}
 	return nil
 }

@@ -49,6 +49,9 @@ type Settings struct {
 	EarliestPunchDate   int
 	MaxPunchAgeDays     int
 	MaxPunchFutureHours int
+	// AutoSyncEmployees: employee changes made through the API are sent to
+	// every device of the account.
+	AutoSyncEmployees bool
 }
 
 // Defaults for new accounts.

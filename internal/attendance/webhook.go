@@ -14,7 +14,8 @@ const EventWebhookTest = "webhook.test"
 
 // SubscribableEvents are the event types a webhook may subscribe to. "*"
 // subscribes to all of them, including those added later.
-var SubscribableEvents = []string{EventAttendancePunch, EventDeviceStatus, EventDeviceLogNearlyFull}
+var SubscribableEvents = []string{EventAttendancePunch, EventDeviceStatus, EventDeviceLogNearlyFull,
+	EventCommandSucceeded, EventCommandFailed, EventBatchCompleted}
 
 // Webhook states.
 const (

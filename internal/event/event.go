@@ -14,7 +14,7 @@ import (
 )
 
 // Types lists every event type, for validation of webhook subscriptions.
-var Types = []string{attendance.EventAttendancePunch, attendance.EventDeviceStatus, attendance.EventDeviceLogNearlyFull}
+var Types = attendance.SubscribableEvents
 
 // FormatTime renders an instant as events and the API do: RFC 3339 in UTC,
 // with a fraction only when there is one.
@@ -171,4 +171,111 @@ func mustJSON(v any) []byte {
 		panic(fmt.Sprintf("event: encode: %v", err))
 	}
 	return b
+}
+
+// Progress counts a command's items or a batch's devices by outcome.
+type Progress struct {
+	Total     int `json:"total"`
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+	Pending   int `json:"pending"`
+}
+
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+type commandDetail struct {
+	ID          string       `json:"id"`
+	Command     string       `json:"command"`
+	Status      string       `json:"status"`
+	BatchID     *string      `json:"batch_id"`
+	Source      string       `json:"source"`
+	Progress    Progress `json:"progress"`
+	ReturnCode  *int         `json:"return_code"`
+	Error       *errorBody   `json:"error"`
+	CreatedAt   string       `json:"created_at"`
+	CompletedAt string       `json:"completed_at"`
+}
+
+type commandBody struct {
+	EventID   string               `json:"event_id"`
+	EventType string               `json:"event_type"`
+	Timestamp string               `json:"timestamp"`
+	Device    attendance.DeviceRef `json:"device"`
+	Command   commandDetail        `json:"command"`
+	Metadata  metadata             `json:"metadata"`
+}
+
+// Command builds command.succeeded or command.failed (failed and expired
+// commands) for a command that reached its final status at now.
+func Command(c attendance.Command, d attendance.Device, now time.Time) attendance.Event {
+	evID := id.New(id.Event)
+	typ := attendance.EventCommandSucceeded
+	if c.Status != attendance.CommandSucceeded {
+		typ = attendance.EventCommandFailed
+	}
+	detail := commandDetail{
+		ID: c.ID, Command: string(c.Kind), Status: string(c.Status), Source: c.Source, ReturnCode: c.ReturnCode,
+		Progress:  Progress{Total: c.Total, Succeeded: c.Succeeded, Failed: c.Failed, Pending: c.Pending()},
+		CreatedAt: FormatTime(c.CreatedAt), CompletedAt: FormatTime(c.CompletedAt),
+	}
+	if c.BatchID != "" {
+		detail.BatchID = &c.BatchID
+	}
+	if c.ErrorCode != "" {
+		detail.Error = &errorBody{Code: c.ErrorCode, Message: c.ErrorMessage}
+	}
+	body := commandBody{EventID: evID, EventType: typ, Timestamp: FormatTime(now), Device: Ref(d), Command: detail}
+	return attendance.Event{ID: evID, AccountID: c.AccountID, Type: typ, CreatedAt: now, DeviceID: d.ID, Payload: mustJSON(body)}
+}
+
+type batchDetail struct {
+	ID          string       `json:"id"`
+	Command     string       `json:"command"`
+	Devices     Progress `json:"devices"`
+	Items       Progress `json:"items"`
+	CreatedAt   string       `json:"created_at"`
+	CompletedAt string       `json:"completed_at"`
+}
+
+type batchBody struct {
+	EventID   string      `json:"event_id"`
+	EventType string      `json:"event_type"`
+	Timestamp string      `json:"timestamp"`
+	Batch     batchDetail `json:"batch"`
+	Metadata  metadata    `json:"metadata"`
+}
+
+// BatchProgress counts a batch's devices by the status of their commands,
+// and its items across them.
+func BatchProgress(b attendance.Batch) (devices, items Progress) {
+	devices.Total = len(b.Commands)
+	for _, c := range b.Commands {
+		switch {
+		case c.Status == attendance.CommandSucceeded:
+			devices.Succeeded++
+		case c.Status.Terminal():
+			devices.Failed++
+		default:
+			devices.Pending++
+		}
+		items.Total += c.Total
+		items.Succeeded += c.Succeeded
+		items.Failed += c.Failed
+		items.Pending += c.Pending()
+	}
+	return devices, items
+}
+
+// BatchCompleted builds batch.completed for a batch whose commands all
+// reached their final status at now.
+func BatchCompleted(b attendance.Batch, now time.Time) attendance.Event {
+	evID := id.New(id.Event)
+	devices, items := BatchProgress(b)
+	body := batchBody{EventID: evID, EventType: attendance.EventBatchCompleted, Timestamp: FormatTime(now), Batch: batchDetail{
+		ID: b.ID, Command: string(b.Kind), Devices: devices, Items: items, CreatedAt: FormatTime(b.CreatedAt), CompletedAt: FormatTime(now),
+	}}
+	return attendance.Event{ID: evID, AccountID: b.AccountID, Type: attendance.EventBatchCompleted, CreatedAt: now, Payload: mustJSON(body)}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/punchconnect/punchconnect/internal/attendance"
+	"github.com/punchconnect/punchconnect/internal/commands"
 	"github.com/punchconnect/punchconnect/internal/id"
 	"github.com/punchconnect/punchconnect/internal/ingest"
 	"github.com/punchconnect/punchconnect/internal/store"
@@ -54,6 +55,9 @@ func (s *Server) createEmployee(c *call) error {
 		if err != nil {
 			return nil, err
 		}
+		if err := commands.AutoSync(c.ctx(), tx, c.acct, []commands.EmployeeChange{{BadgeNumber: e.BadgeNumber, Employee: &e}}); err != nil {
+			return nil, err
+		}
 		return one[employeeView]{viewEmployee(e)}, s.releaseHeld(c, tx, []string{e.BadgeNumber})
 	})
 }
@@ -92,9 +96,22 @@ func (s *Server) updateEmployee(c *call) error {
 		return err
 	}
 	return s.mutate(c, http.StatusOK, func(tx *store.Tx) (any, error) {
+		var before attendance.Employee
+		if c.acct.Settings.AutoSyncEmployees {
+			var err error
+			if before, err = tx.Employee(c.ctx(), c.acct.ID, empID); err != nil {
+				return nil, err
+			}
+		}
 		e, err := tx.UpdateEmployee(c.ctx(), c.acct.ID, empID, in)
 		if err != nil {
 			return nil, err
+		}
+		if c.acct.Settings.AutoSyncEmployees && commands.Changed(before, e) {
+			ch := commands.EmployeeChange{BadgeNumber: e.BadgeNumber, Employee: &e, OldBadge: before.BadgeNumber}
+			if err := commands.AutoSync(c.ctx(), tx, c.acct, []commands.EmployeeChange{ch}); err != nil {
+				return nil, err
+			}
 		}
 		if in.BadgeNumber.Set {
 			err = s.releaseHeld(c, tx, []string{e.BadgeNumber})
@@ -109,7 +126,22 @@ func (s *Server) deleteEmployee(c *call) error {
 		return err
 	}
 	return s.mutate(c, http.StatusOK, func(tx *store.Tx) (any, error) {
-		return one[deletedView]{deletedView{ID: empID, Object: "employee", Deleted: true}}, tx.DeleteEmployee(c.ctx(), c.acct.ID, empID)
+		var before attendance.Employee
+		if c.acct.Settings.AutoSyncEmployees {
+			var err error
+			if before, err = tx.Employee(c.ctx(), c.acct.ID, empID); err != nil {
+				return nil, err
+			}
+		}
+		if err := tx.DeleteEmployee(c.ctx(), c.acct.ID, empID); err != nil {
+			return nil, err
+		}
+		if c.acct.Settings.AutoSyncEmployees {
+			if err := commands.AutoSync(c.ctx(), tx, c.acct, []commands.EmployeeChange{{BadgeNumber: before.BadgeNumber}}); err != nil {
+				return nil, err
+			}
+		}
+		return one[deletedView]{deletedView{ID: empID, Object: "employee", Deleted: true}}, nil
 	})
 }
 
@@ -190,10 +222,18 @@ func (s *Server) batchEmployees(c *call) error {
 			}
 		}
 		var badges []string
+		var changes []commands.EmployeeChange
 		for _, r := range results {
 			if r.Err == nil && r.Created {
 				badges = append(badges, r.Employee.BadgeNumber)
 			}
+			if r.Err == nil && (r.Created || commands.Changed(r.Previous, r.Employee)) {
+				e := r.Employee
+				changes = append(changes, commands.EmployeeChange{BadgeNumber: e.BadgeNumber, Employee: &e})
+			}
+		}
+		if err := commands.AutoSync(c.ctx(), tx, c.acct, changes); err != nil {
+			return nil, err
 		}
 		if err := s.releaseHeld(c, tx, badges); err != nil {
 			return nil, err

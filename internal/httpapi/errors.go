@@ -53,6 +53,7 @@ var errorClasses = map[attendance.Code]errorClass{
 	attendance.CodeWebhookURLNotAllowed:     {http.StatusBadRequest, typeInvalidRequest},
 	attendance.CodeUnknownEventType:         {http.StatusBadRequest, typeInvalidRequest},
 	attendance.CodeTooManyWebhooks:          {http.StatusConflict, typeInvalidRequest},
+	attendance.CodeUnknownCommand:           {http.StatusBadRequest, typeInvalidRequest},
 	attendance.CodeInternalError:            {http.StatusInternalServerError, typeAPI},
 	attendance.CodeServiceUnavailable:       {http.StatusServiceUnavailable, typeAPI},
 }

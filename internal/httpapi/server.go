@@ -168,6 +168,13 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	s.api("DELETE /v1/employees/{id}", s.deleteEmployee)
 
 	s.api("GET /v1/devices/{id}/users", s.listDeviceUsers)
+	s.api("POST /v1/devices/{id}/commands", s.createCommand, bodyLimit(batchBodyLimit))
+	s.api("GET /v1/devices/{id}/commands", s.listDeviceCommands)
+	s.api("GET /v1/commands/{id}", s.getCommand)
+	s.api("GET /v1/batches", s.listBatches)
+	s.api("POST /v1/batches", s.createBatch, bodyLimit(batchBodyLimit))
+	s.api("GET /v1/batches/{id}", s.getBatch)
+	s.api("POST /v1/batches/{id}/retry_failed", s.retryFailed)
 
 	s.api("GET /v1/settings", s.getSettings)
 	s.api("PATCH /v1/settings", s.updateSettings)

@@ -28,6 +28,7 @@ func (s *Server) updateSettings(c *call) error {
 	o.str("earliest_punch_date", &in.EarliestPunchDate)
 	o.integer("max_punch_age_days", &in.MaxPunchAgeDays)
 	o.integer("max_punch_future_hours", &in.MaxPunchFutureHours)
+	o.boolean("auto_sync_employees", &in.AutoSyncEmployees)
 	o.readOnly("object")
 	if err := o.done(); err != nil {
 		return err

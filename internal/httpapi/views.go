@@ -111,6 +111,7 @@ type settingsView struct {
 	EarliestPunchDate   string `json:"earliest_punch_date"`
 	MaxPunchAgeDays     int    `json:"max_punch_age_days"`
 	MaxPunchFutureHours int    `json:"max_punch_future_hours"`
+	AutoSyncEmployees   bool   `json:"auto_sync_employees"`
 }
 
 func viewSettings(s attendance.Settings) settingsView {
@@ -118,7 +119,7 @@ func viewSettings(s attendance.Settings) settingsView {
 		Object: "settings", Timezone: s.Timezone, DirectionMode: string(s.DirectionMode),
 		DayStart: attendance.FormatDayStart(s.DayStartMinutes), DedupWindowSeconds: s.DedupWindowSeconds,
 		EarliestPunchDate: attendance.FormatDateInt(s.EarliestPunchDate), MaxPunchAgeDays: s.MaxPunchAgeDays,
-		MaxPunchFutureHours: s.MaxPunchFutureHours,
+		MaxPunchFutureHours: s.MaxPunchFutureHours, AutoSyncEmployees: s.AutoSyncEmployees,
 	}
 }
 

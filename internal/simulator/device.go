@@ -57,8 +57,14 @@ type Device struct {
 	// LostAckRate is the chance that an upload's acknowledgement is lost, so
 	// the device sends the same records again.
 	LostAckRate float64
-	// Reply decides the return code of a command (0 when nil).
+	// Reply decides the return code of a command (when nil, the device runs
+	// the command and answers as firmware does).
 	Reply func(Command) int
+	// Silent commands get no answer at all (a device that lost them).
+	Silent func(Command) bool
+	// AckTwice makes the device report every result twice, as some
+	// firmware does after a reconnect.
+	AckTwice bool
 	// Path suffix: ".aspx" makes it speak like eSSL firmware.
 	Suffix string
 	// Rand draws in [0, 1); tests make it deterministic.
@@ -73,6 +79,10 @@ type Device struct {
 	timeZone string
 	commands []Command
 	stats    Stats
+	// users is the device's user table: PIN → fields, as commands wrote it.
+	users map[string]map[string]string
+	// log is every record the device made, which DATA QUERY ATTLOG resends.
+	log []Punch
 }
 
 // Stats count what a device did.
@@ -217,6 +227,7 @@ func (d *Device) Record(pin string, t time.Time, state, verify int) Punch {
 	p := Punch{PIN: pin, At: t, Local: d.clock(t).Format("2006-01-02 15:04:05"), State: state, Verify: verify}
 	d.mu.Lock()
 	d.buffer = append(d.buffer, p)
+	d.log = append(d.log, p)
 	d.stats.Punches++
 	if d.made != nil {
 		d.made[p.Line()] = true
@@ -335,7 +346,10 @@ func (d *Device) Heartbeat(ctx context.Context, info string) ([]Command, error) 
 	var results strings.Builder
 	recheck := false
 	for _, c := range cmds {
-		code := 0
+		if d.Silent != nil && d.Silent(c) {
+			continue
+		}
+		code, extra := d.run(c)
 		if d.Reply != nil {
 			code = d.Reply(c)
 		}
@@ -346,14 +360,20 @@ func (d *Device) Heartbeat(ctx context.Context, info string) ([]Command, error) 
 		if c.Text == "CHECK" && code == 0 {
 			recheck = true
 		}
-		fmt.Fprintf(&results, "ID=%s&Return=%d&CMD=%s\n", c.ID, code, family)
+		fmt.Fprintf(&results, "ID=%s&Return=%d&CMD=%s\n%s", c.ID, code, family, extra)
+	}
+	report := results.String()
+	if d.AckTwice {
+		report += report
 	}
 	d.mu.Lock()
 	d.commands = append(d.commands, cmds...)
 	d.stats.Commands += len(cmds)
 	d.mu.Unlock()
-	if _, err := d.do(ctx, http.MethodPost, "devicecmd", url.Values{}, []byte(results.String())); err != nil {
-		return cmds, err
+	if report != "" {
+		if _, err := d.do(ctx, http.MethodPost, "devicecmd", url.Values{}, []byte(report)); err != nil {
+			return cmds, err
+		}
 	}
 	if recheck {
 		if _, err := d.Handshake(ctx); err != nil {
@@ -361,6 +381,89 @@ func (d *Device) Heartbeat(ctx context.Context, info string) ([]Command, error) 
 		}
 	}
 	return cmds, nil
+}
+
+// run carries out a command as firmware does, returning its return code and
+// any key=value lines that follow the result (INFO).
+func (d *Device) run(c Command) (int, string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	text := c.Text
+	switch {
+	case strings.HasPrefix(text, "DATA UPDATE USERINFO ") || strings.HasPrefix(text, "DATA UPDATE user "):
+		_, rest, _ := strings.Cut(strings.TrimPrefix(text, "DATA UPDATE "), " ")
+		fields := fieldsOf(rest)
+		pin := fields["PIN"] + fields["Pin"]
+		if pin == "" {
+			return -1, ""
+		}
+		if d.users == nil {
+			d.users = map[string]map[string]string{}
+		}
+		u := d.users[pin]
+		if u == nil {
+			u = map[string]string{}
+			d.users[pin] = u
+		}
+		for k, v := range fields {
+			u[k] = v
+		}
+		return 0, ""
+	case strings.HasPrefix(text, "DATA DELETE USERINFO ") || strings.HasPrefix(text, "DATA DELETE user "):
+		_, rest, _ := strings.Cut(strings.TrimPrefix(text, "DATA DELETE "), " ")
+		fields := fieldsOf(rest)
+		pin := fields["PIN"] + fields["Pin"]
+		if _, ok := d.users[pin]; !ok {
+			return -10, ""
+		}
+		delete(d.users, pin)
+		return 0, ""
+	case strings.HasPrefix(text, "DATA QUERY ATTLOG "):
+		fields := fieldsOf(strings.TrimPrefix(text, "DATA QUERY ATTLOG "))
+		n := 0
+		for _, p := range d.log {
+			if p.Local >= fields["StartTime"] && p.Local <= fields["EndTime"] {
+				d.buffer = append(d.buffer, p) // sent again as an upload
+				n++
+			}
+		}
+		if n == 0 {
+			return -1, "" // firmware answers -1 for an empty range
+		}
+		return 0, ""
+	case text == "INFO":
+		return 0, fmt.Sprintf("UserCount=%d\nFWVersion=Ver 6.60 Sim\nTransactionCount=%d\n", len(d.users), len(d.log))
+	case text == "REBOOT", text == "AC_UNLOCK", text == "CHECK", strings.HasPrefix(text, "CONTROL DEVICE "),
+		strings.HasPrefix(text, "SET OPTIONS "), strings.HasPrefix(text, "GET OPTIONS "):
+		return 0, ""
+	}
+	return -1002, "" // a command this firmware does not know
+}
+
+// fieldsOf reads TAB-separated key=value pairs.
+func fieldsOf(s string) map[string]string {
+	out := map[string]string{}
+	for part := range strings.SplitSeq(s, "\t") {
+		if k, v, ok := strings.Cut(part, "="); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Users returns the device's user table as commands left it.
+func (d *Device) Users() map[string]map[string]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]map[string]string, len(d.users))
+	for pin, u := range d.users {
+		c := make(map[string]string, len(u))
+		for k, v := range u {
+			c[k] = v
+		}
+		out[pin] = c
+	}
+	return out
 }
 
 // ParseCommands reads a getrequest reply: OK, or lines C:<id>:<command>.

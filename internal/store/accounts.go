@@ -13,7 +13,7 @@ import (
 // ErrNoAccount is returned when an API key matches no account.
 var ErrNoAccount = errors.New("no account for this API key")
 
-const accountCols = "id, name, email, timezone, direction_mode, day_start_minutes, dedup_window_seconds, earliest_punch_date, max_punch_age_days, max_punch_future_hours, created_at"
+const accountCols = "id, name, email, timezone, direction_mode, day_start_minutes, dedup_window_seconds, earliest_punch_date, max_punch_age_days, max_punch_future_hours, auto_sync_employees, created_at"
 
 func scanAccount(r scanner) (attendance.Account, error) {
 	var a attendance.Account
@@ -21,7 +21,7 @@ func scanAccount(r scanner) (attendance.Account, error) {
 	var mode string
 	err := r.Scan(&a.ID, &a.Name, &a.Email, &a.Settings.Timezone, &mode,
 		&a.Settings.DayStartMinutes, &a.Settings.DedupWindowSeconds, &a.Settings.EarliestPunchDate,
-		&a.Settings.MaxPunchAgeDays, &a.Settings.MaxPunchFutureHours, &created)
+		&a.Settings.MaxPunchAgeDays, &a.Settings.MaxPunchFutureHours, &a.Settings.AutoSyncEmployees, &created)
 	a.Settings.DirectionMode = attendance.DirectionMode(mode)
 	a.CreatedAt = fromMicros(created)
 	return a, err
@@ -84,7 +84,7 @@ func (s *Store) CreateFirstAccount(ctx context.Context, name, email string) (a a
 // AccountByAPIKey finds the account a live key belongs to.
 func (s *Store) AccountByAPIKey(ctx context.Context, key string) (attendance.Account, error) {
 	a, err := scanAccount(s.reader().queryRow(ctx, `SELECT a.id, a.name, a.email, a.timezone, a.direction_mode, a.day_start_minutes, a.dedup_window_seconds,
-		a.earliest_punch_date, a.max_punch_age_days, a.max_punch_future_hours, a.created_at
+		a.earliest_punch_date, a.max_punch_age_days, a.max_punch_future_hours, a.auto_sync_employees, a.created_at
 		FROM api_keys k JOIN accounts a ON a.id = k.account_id
 		WHERE k.key_hash = ? AND k.revoked_at = 0`, attendance.HashAPIKey(key)))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -122,9 +122,9 @@ func (tx *Tx) UpdateSettings(ctx context.Context, accountID string, in attendanc
 		return st, err
 	}
 	_, err = tx.exec(ctx, `UPDATE accounts SET timezone = ?, direction_mode = ?, day_start_minutes = ?, dedup_window_seconds = ?,
-		earliest_punch_date = ?, max_punch_age_days = ?, max_punch_future_hours = ?, updated_at = ? WHERE id = ?`,
+		earliest_punch_date = ?, max_punch_age_days = ?, max_punch_future_hours = ?, auto_sync_employees = ?, updated_at = ? WHERE id = ?`,
 		st.Timezone, string(st.DirectionMode), st.DayStartMinutes, st.DedupWindowSeconds,
-		st.EarliestPunchDate, st.MaxPunchAgeDays, st.MaxPunchFutureHours, micros(tx.Now), accountID)
+		st.EarliestPunchDate, st.MaxPunchAgeDays, st.MaxPunchFutureHours, st.AutoSyncEmployees, micros(tx.Now), accountID)
 	if err != nil {
 		return st, fmt.Errorf("update settings: %w", err)
 	}

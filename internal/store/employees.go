@@ -155,6 +155,15 @@ func (tx *Tx) DeleteEmployee(ctx context.Context, accountID, employeeID string) 
 	return nil
 }
 
+// Employee reads one live employee of the account in the transaction.
+func (tx *Tx) Employee(ctx context.Context, accountID, employeeID string) (attendance.Employee, error) {
+	e, err := scanEmployee(tx.queryRow(ctx, `SELECT `+employeeCols+` FROM employees WHERE account_id = ? AND id = ? AND deleted_at IS NULL`+tx.forUpdate(), accountID, employeeID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, attendance.NotFound("employee", employeeID)
+	}
+	return e, err
+}
+
 // Employee reads one employee of the account.
 func (s *Store) Employee(ctx context.Context, accountID, employeeID string) (attendance.Employee, error) {
 	e, err := scanEmployee(s.reader().queryRow(ctx, `SELECT `+employeeCols+` FROM employees WHERE account_id = ? AND id = ? AND deleted_at IS NULL`, accountID, employeeID))
@@ -173,6 +182,7 @@ func (s *Store) ListEmployees(ctx context.Context, accountID string, p ListParam
 type UpsertResult struct {
 	Created  bool
 	Employee attendance.Employee
+	Previous attendance.Employee // before an update
 	Err      error // an *attendance.Error; the item was not written
 }
 
@@ -251,8 +261,9 @@ func (tx *Tx) UpsertEmployees(ctx context.Context, accountID string, items []att
 		if e.ExternalID != nil {
 			extOwner[*e.ExternalID] = e.ID
 		}
+		previous := byBadge[badge]
 		byBadge[badge] = e
-		results[i] = UpsertResult{Created: !exists, Employee: e}
+		results[i] = UpsertResult{Created: !exists, Employee: e, Previous: previous}
 	}
 	return results, nil
 }
