@@ -187,16 +187,16 @@ type errorBody struct {
 }
 
 type commandDetail struct {
-	ID          string       `json:"id"`
-	Command     string       `json:"command"`
-	Status      string       `json:"status"`
-	BatchID     *string      `json:"batch_id"`
-	Source      string       `json:"source"`
-	Progress    Progress `json:"progress"`
-	ReturnCode  *int         `json:"return_code"`
-	Error       *errorBody   `json:"error"`
-	CreatedAt   string       `json:"created_at"`
-	CompletedAt string       `json:"completed_at"`
+	ID          string     `json:"id"`
+	Command     string     `json:"command"`
+	Status      string     `json:"status"`
+	BatchID     *string    `json:"batch_id"`
+	Source      string     `json:"source"`
+	Progress    Progress   `json:"progress"`
+	ReturnCode  *int       `json:"return_code"`
+	Error       *errorBody `json:"error"`
+	CreatedAt   string     `json:"created_at"`
+	CompletedAt string     `json:"completed_at"`
 }
 
 type commandBody struct {
@@ -232,12 +232,12 @@ func Command(c attendance.Command, d attendance.Device, now time.Time) attendanc
 }
 
 type batchDetail struct {
-	ID          string       `json:"id"`
-	Command     string       `json:"command"`
+	ID          string   `json:"id"`
+	Command     string   `json:"command"`
 	Devices     Progress `json:"devices"`
 	Items       Progress `json:"items"`
-	CreatedAt   string       `json:"created_at"`
-	CompletedAt string       `json:"completed_at"`
+	CreatedAt   string   `json:"created_at"`
+	CompletedAt string   `json:"completed_at"`
 }
 
 type batchBody struct {

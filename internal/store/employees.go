@@ -183,7 +183,7 @@ type UpsertResult struct {
 	Created  bool
 	Employee attendance.Employee
 	Previous attendance.Employee // before an update
-	Err      error // an *attendance.Error; the item was not written
+	Err      error               // an *attendance.Error; the item was not written
 }
 
 // upsertChunk bounds the IN lists of the batch look-ups.
