@@ -267,13 +267,14 @@ func (m *Main) watchOffline(ctx context.Context) {
 	}
 }
 
-// commandExpiryEvery is how often commands past their deadline are ended.
+// commandExpiryEvery is at most how often commands past their deadline
+// are ended (more often with a shorter device poll interval).
 const commandExpiryEvery = 15 * time.Second
 
 // expireCommands ends commands whose deadline has passed (with their
 // command.failed events), whichever node notices first.
 func (m *Main) expireCommands(ctx context.Context) {
-	t := time.NewTicker(commandExpiryEvery)
+	t := time.NewTicker(min(commandExpiryEvery, m.Config.DevicePollInterval))
 	defer t.Stop()
 	for {
 		select {

@@ -224,6 +224,9 @@ func (s *Server) createBatch(c *call) error {
 		b.DeviceIDs = ids.Value
 		b.Target, _ = json.Marshal(map[string]any{"device_ids": ids.Value})
 	case site.Set:
+		if site.Value == "" {
+			return invalidParam("site", "site must name a site; list devices without one in device_ids.")
+		}
 		if err := attendance.ValidateText("site", site.Value, 100); err != nil {
 			return err
 		}
