@@ -32,7 +32,7 @@ import (
 )
 
 var (
-	scenarios   = flag.String("scenarios", "ingest,realtime,query,latency,drain,fanout", "comma-separated scenarios to run")
+	scenarios   = flag.String("scenarios", "ingest,realtime,query,latency,drain,fanout,batch", "comma-separated scenarios to run")
 	databaseURL = flag.String("database-url", "", "store to test (default: SQLite in a temporary directory)")
 	out         = flag.String("out", "bench/RESULTS.md", "results file to write")
 	queryRows   = flag.Int("query-rows", 10_000_000, "punches stored for the query scenario")
@@ -66,6 +66,8 @@ func main() {
 			results = append(results, benchDrain(bin, dir, 1, 100_000)...)
 		case "fanout":
 			results = append(results, benchDrain(bin, dir, 20, 5_000)...)
+		case "batch":
+			results = append(results, benchBatch(bin, dir)...)
 		default:
 			fmt.Fprintf(os.Stderr, "unknown scenario %q\n", s)
 			os.Exit(2)

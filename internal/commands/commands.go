@@ -15,11 +15,70 @@ import (
 // Create queues a command for a device: its lines, one per item, in the
 // device's dialect, fetched on the device's next poll.
 func Create(ctx context.Context, tx *store.Tx, d attendance.Device, in attendance.CommandInput, source, batchID string) (attendance.Command, error) {
+	return create(ctx, tx, &roster{}, d, in, source, batchID)
+}
+
+// roster caches the account's employees for the commands of one request
+// (a batch reads them once, not once per device).
+type roster struct {
+	active    []attendance.Employee
+	activeSet bool
+	byBadge   map[string]attendance.Employee
+	looked    map[string]bool // badges read (found or not)
+}
+
+func (r *roster) activeEmployees(ctx context.Context, tx *store.Tx, accountID string) ([]attendance.Employee, error) {
+	if !r.activeSet {
+		var err error
+		if r.active, err = tx.ActiveEmployees(ctx, accountID); err != nil {
+			return nil, err
+		}
+		r.activeSet = true
+		if r.byBadge == nil {
+			r.byBadge = make(map[string]attendance.Employee, len(r.active))
+		}
+		for _, e := range r.active {
+			r.byBadge[e.BadgeNumber] = e
+		}
+	}
+	return r.active, nil
+}
+
+// employees returns the account's live employees with these badges.
+func (r *roster) employees(ctx context.Context, tx *store.Tx, accountID string, badges []string) (map[string]attendance.Employee, error) {
+	if r.byBadge == nil {
+		r.byBadge, r.looked = map[string]attendance.Employee{}, map[string]bool{}
+	}
+	if r.looked == nil {
+		r.looked = map[string]bool{}
+	}
+	var missing []string
+	for _, b := range badges {
+		if _, ok := r.byBadge[b]; !ok && !r.looked[b] {
+			missing = append(missing, b)
+		}
+	}
+	if len(missing) > 0 {
+		found, err := tx.EmployeesByBadge(ctx, accountID, missing)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range missing {
+			r.looked[b] = true
+		}
+		for b, e := range found {
+			r.byBadge[b] = e
+		}
+	}
+	return r.byBadge, nil
+}
+
+func create(ctx context.Context, tx *store.Tx, r *roster, d attendance.Device, in attendance.CommandInput, source, batchID string) (attendance.Command, error) {
 	c := attendance.Command{AccountID: d.AccountID, DeviceID: d.ID, BatchID: batchID, Kind: in.Kind, Source: source, ExpiresAt: in.ExpiresAt}
 	if c.ExpiresAt.IsZero() {
 		c.ExpiresAt = tx.Now.Add(attendance.DefaultCommandLifetime)
 	}
-	lines, err := build(ctx, tx, d, in)
+	lines, err := build(ctx, tx, r, d, in)
 	if err != nil {
 		return c, err
 	}
@@ -39,21 +98,21 @@ func Create(ctx context.Context, tx *store.Tx, d attendance.Device, in attendanc
 }
 
 // build makes the lines of a command for a device.
-func build(ctx context.Context, tx *store.Tx, d attendance.Device, in attendance.CommandInput) ([]attendance.CommandLine, error) {
+func build(ctx context.Context, tx *store.Tx, r *roster, d attendance.Device, in attendance.CommandInput) ([]attendance.CommandLine, error) {
 	one := func(text string) []attendance.CommandLine { return []attendance.CommandLine{{Text: text}} }
 	switch in.Kind {
 	case attendance.CommandSyncEmployees:
-		return syncLines(ctx, tx, d, in.Employees)
+		return syncLines(ctx, tx, r, d, in.Employees)
 	case attendance.CommandSyncAllEmployees:
-		roster, err := tx.ActiveEmployees(ctx, d.AccountID)
+		active, err := r.activeEmployees(ctx, tx, d.AccountID)
 		if err != nil {
 			return nil, err
 		}
-		records := make([]attendance.EmployeeRecord, len(roster))
-		for i, e := range roster {
+		records := make([]attendance.EmployeeRecord, len(active))
+		for i, e := range active {
 			records[i] = attendance.EmployeeRecord{BadgeNumber: e.BadgeNumber}
 		}
-		return syncLines(ctx, tx, d, records)
+		return syncLines(ctx, tx, r, d, records)
 	case attendance.CommandDeleteEmployees:
 		lines := make([]attendance.CommandLine, len(in.Badges))
 		for i, b := range in.Badges {
@@ -82,12 +141,12 @@ func build(ctx context.Context, tx *store.Tx, d attendance.Device, in attendance
 // what the request gives, else the account's employee (name, card), else
 // what the device reported (privilege, card, group). Fields known nowhere
 // are left out, so the device keeps what it has.
-func syncLines(ctx context.Context, tx *store.Tx, d attendance.Device, records []attendance.EmployeeRecord) ([]attendance.CommandLine, error) {
+func syncLines(ctx context.Context, tx *store.Tx, known *roster, d attendance.Device, records []attendance.EmployeeRecord) ([]attendance.CommandLine, error) {
 	badges := make([]string, len(records))
 	for i, r := range records {
 		badges[i] = r.BadgeNumber
 	}
-	employees, err := tx.EmployeesByBadge(ctx, d.AccountID, badges)
+	employees, err := known.employees(ctx, tx, d.AccountID, badges)
 	if err != nil {
 		return nil, err
 	}
@@ -274,12 +333,13 @@ func AutoSync(ctx context.Context, tx *store.Tx, acct attendance.Account, change
 	if err != nil {
 		return err
 	}
+	known := &roster{}
 	for _, d := range devices {
 		if _, err := tx.SupersedeAutoLines(ctx, d.ID, touched); err != nil {
 			return err
 		}
 		if len(write) > 0 {
-			lines, err := syncLines(ctx, tx, d, write)
+			lines, err := syncLines(ctx, tx, known, d, write)
 			if err != nil {
 				return err
 			}
@@ -358,8 +418,9 @@ func CreateBatch(ctx context.Context, tx *store.Tx, accountID string, in BatchIn
 	if err := tx.InsertBatch(ctx, &b); err != nil {
 		return b, err
 	}
+	known := &roster{}
 	for _, d := range devices {
-		if _, err := Create(ctx, tx, d, in.Command, attendance.CommandSourceBatch, b.ID); err != nil {
+		if _, err := create(ctx, tx, known, d, in.Command, attendance.CommandSourceBatch, b.ID); err != nil {
 			return b, err
 		}
 	}

@@ -151,7 +151,7 @@ func (s *Store) ListCommands(ctx context.Context, accountID string, q CommandQue
 // maxLines lines and maxBytes bytes, in order.
 func (tx *Tx) Outbox(ctx context.Context, deviceID string, resendBefore time.Time, maxLines int) ([]attendance.CommandLine, error) {
 	rows, err := tx.query(ctx, `SELECT seq, command_seq, item, item_key, text, status, attempts, sent_at FROM command_lines
-		WHERE device_id = ? AND (status = 'queued' OR (status = 'sent' AND sent_at <= ?)) ORDER BY seq LIMIT ?`,
+		WHERE device_id = ? AND status IN ('queued', 'sent') AND (status = 'queued' OR sent_at <= ?) ORDER BY seq LIMIT ?`,
 		deviceID, micros(resendBefore), maxLines)
 	if err != nil {
 		return nil, err
@@ -208,41 +208,91 @@ type Judge func(kind attendance.CommandKind, line attendance.CommandLine, code i
 // ApplyResults records a device's answers to its lines (answers to lines
 // of other devices, or already answered, are ignored: a device may report
 // twice) and completes the commands whose lines are all answered. It
-// returns the commands that reached a final status.
+// returns the commands that reached a final status. The answers of a reply
+// are written together: one statement per outcome and per command, not per
+// line.
 func (tx *Tx) ApplyResults(ctx context.Context, deviceID string, results []LineResult, judge Judge) ([]attendance.Command, error) {
-	touched := map[int64]bool{}
+	if len(results) == 0 {
+		return nil, nil
+	}
+	codes := make(map[int64]int, len(results))
+	seqs := make([]int64, 0, len(results))
 	for _, r := range results {
+		if _, dup := codes[r.Seq]; !dup {
+			seqs = append(seqs, r.Seq)
+		}
+		codes[r.Seq] = r.Return
+	}
+	in, list := tx.inInts("l.seq", seqs)
+	rows, err := tx.query(ctx, `SELECT l.seq, l.command_seq, l.item, l.item_key, l.text, c.command, c.total FROM command_lines l
+		JOIN commands c ON c.seq = l.command_seq
+		WHERE l.device_id = ? AND l.status IN ('queued', 'sent') AND `+in+` ORDER BY l.seq`, deviceID, list)
+	if err != nil {
+		return nil, err
+	}
+	type outcome struct {
+		status attendance.CommandStatus
+		code   int
+	}
+	type tally struct {
+		succeeded, failed int
+		code              *int // the code the command keeps: its first failure's, or a one-line command's
+	}
+	byOutcome := map[outcome][]int64{}
+	tallies := map[int64]*tally{}
+	var order []int64
+	for rows.Next() {
 		var l attendance.CommandLine
 		var kind attendance.CommandKind
-		err := tx.queryRow(ctx, `SELECT l.seq, l.command_seq, l.item, l.item_key, l.text, c.command FROM command_lines l
-			JOIN commands c ON c.seq = l.command_seq
-			WHERE l.seq = ? AND l.device_id = ? AND l.status IN ('queued', 'sent')`, r.Seq, deviceID).
-			Scan(&l.Seq, &l.CommandSeq, &l.Item, &l.Key, &l.Text, &kind)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
-		if err != nil {
+		var total int
+		if err := rows.Scan(&l.Seq, &l.CommandSeq, &l.Item, &l.Key, &l.Text, &kind, &total); err != nil {
+			rows.Close()
 			return nil, err
 		}
-		status, counter := attendance.CommandFailed, "failed"
-		if judge(kind, l, r.Return) {
-			status, counter = attendance.CommandSucceeded, "succeeded"
+		code := codes[l.Seq]
+		o := outcome{attendance.CommandFailed, code}
+		if judge(kind, l, code) {
+			o.status = attendance.CommandSucceeded
 		}
-		if _, err := tx.exec(ctx, `UPDATE command_lines SET status = ?, return_code = ?, answered_at = ? WHERE seq = ?`,
-			status, r.Return, micros(tx.Now), l.Seq); err != nil {
+		byOutcome[o] = append(byOutcome[o], l.Seq)
+		t := tallies[l.CommandSeq]
+		if t == nil {
+			t = &tally{}
+			tallies[l.CommandSeq] = t
+			order = append(order, l.CommandSeq)
+		}
+		if o.status == attendance.CommandSucceeded {
+			t.succeeded++
+		} else {
+			t.failed++
+		}
+		if t.code == nil && (o.status == attendance.CommandFailed || total == 1) {
+			c := code
+			t.code = &c
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for o, lines := range byOutcome {
+		in, list := tx.inInts("seq", lines)
+		if _, err := tx.exec(ctx, `UPDATE command_lines SET status = ?, return_code = ?, answered_at = ? WHERE `+in,
+			o.status, o.code, micros(tx.Now), list); err != nil {
 			return nil, err
 		}
-		// The first failure's code is the command's; a one-line command
-		// keeps its code whatever it is.
-		if _, err := tx.exec(ctx, `UPDATE commands SET `+counter+` = `+counter+` + 1,
-			return_code = CASE WHEN return_code IS NULL AND (? OR total = 1) THEN ? ELSE return_code END WHERE seq = ?`,
-			status == attendance.CommandFailed, r.Return, l.CommandSeq); err != nil {
-			return nil, err
-		}
-		touched[l.CommandSeq] = true
 	}
 	var done []attendance.Command
-	for seq := range touched {
+	for _, seq := range order {
+		t := tallies[seq]
+		var code any
+		if t.code != nil {
+			code = *t.code
+		}
+		if _, err := tx.exec(ctx, `UPDATE commands SET succeeded = succeeded + ?, failed = failed + ?,
+			return_code = COALESCE(return_code, ?) WHERE seq = ?`, t.succeeded, t.failed, code, seq); err != nil {
+			return nil, err
+		}
 		c, finished, err := tx.finishCommand(ctx, seq)
 		if err != nil {
 			return nil, err
