@@ -13,3 +13,8 @@ var ErrorsMarkdown []byte
 //
 //go:embed webhooks.md
 var WebhooksMarkdown []byte
+
+// CommandsMarkdown is docs/commands.md, served as HTML at /docs/commands.
+//
+//go:embed commands.md
+var CommandsMarkdown []byte

@@ -42,6 +42,11 @@ func errorsHTML() ([]byte, error) {
 	return docPage("PunchConnect API errors", "errors.md", docs.ErrorsMarkdown)
 }
 
+// commandsHTML renders docs/commands.md, the guide to commands and batches.
+func commandsHTML() ([]byte, error) {
+	return docPage("PunchConnect commands and batches", "commands.md", docs.CommandsMarkdown)
+}
+
 // webhooksHTML renders docs/webhooks.md, the webhook guide.
 func webhooksHTML() ([]byte, error) {
 	return docPage("PunchConnect webhooks", "webhooks.md", docs.WebhooksMarkdown)
@@ -83,4 +88,9 @@ func (s *Server) errorDocs(w http.ResponseWriter, r *http.Request) {
 func (s *Server) webhookDocs(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_, _ = w.Write(s.webhooksHTML)
+}
+
+func (s *Server) commandDocs(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(s.commandsHTML)
 }

@@ -205,15 +205,20 @@ func TestPanicBecomes500(t *testing.T) {
 // linkable.
 func TestWebhookGuideServed(t *testing.T) {
 	e := newEnv(t, storetest.SQLiteBackend())
-	resp, err := http.Get(e.url + "/docs/webhooks")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	page, _ := io.ReadAll(resp.Body)
-	for _, want := range []string{`id="verify-the-signature"`, `id="order-retries-and-recovery"`, "X-PunchConnect-Signature", "rotate_secret"} {
-		if resp.StatusCode != 200 || !strings.Contains(string(page), want) {
-			t.Fatalf("GET /docs/webhooks = %d, lacks %s", resp.StatusCode, want)
+	for path, wants := range map[string][]string{
+		"/docs/webhooks": {`id="verify-the-signature"`, `id="order-retries-and-recovery"`, "X-PunchConnect-Signature", "rotate_secret"},
+		"/docs/commands": {`id="batches-one-operation-many-devices"`, "DATA UPDATE USERINFO", "retry_failed", "auto_sync_employees"},
+	} {
+		resp, err := http.Get(e.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range wants {
+			if resp.StatusCode != 200 || !strings.Contains(string(page), want) {
+				t.Fatalf("GET %s = %d, lacks %s", path, resp.StatusCode, want)
+			}
 		}
 	}
 }

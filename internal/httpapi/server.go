@@ -83,6 +83,7 @@ type Server struct {
 	openapiJSON    []byte
 	errorsHTML     []byte
 	webhooksHTML   []byte
+	commandsHTML   []byte
 	apiRoutes      []string
 	held           HeldReplayer
 	records        *prometheus.CounterVec
@@ -140,6 +141,9 @@ func New(cfg Config) (*Server, error) {
 	if s.webhooksHTML, err = webhooksHTML(); err != nil {
 		return nil, err
 	}
+	if s.commandsHTML, err = commandsHTML(); err != nil {
+		return nil, err
+	}
 	s.routes(cfg.Registry)
 	if cfg.Devices != nil {
 		s.mux.Handle("/iclock/", cfg.Devices)
@@ -152,6 +156,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	s.mux.Handle("GET /metrics", metricsHandler(reg))
 	s.mux.HandleFunc("GET /docs/errors", s.errorDocs)
 	s.mux.HandleFunc("GET /docs/webhooks", s.webhookDocs)
+	s.mux.HandleFunc("GET /docs/commands", s.commandDocs)
 	s.mux.HandleFunc("GET /v1/openapi.json", s.openapi)
 
 	s.api("GET /v1/devices", s.listDevices)
