@@ -433,3 +433,51 @@ func TestAutoSync(t *testing.T) {
 		}
 	})
 }
+
+// TestSecurityDialect: a Security PUSH device gets the 3.x syntax, and
+// set_time carries the time when the line is sent, in the device's zone.
+func TestSecurityDialect(t *testing.T) {
+	e := newEnv(t, storetest.SQLiteBackend())
+	dev, devID := e.device("ACC0000009", "Asia/Kolkata", nil)
+	if status, reply := e.post("/iclock/registry?SN=ACC0000009", "DeviceType=acc,~DeviceName=SpeedFace-V5L,FirmVer=ZAM180-NF-Ver1.1.17"); status != 200 || !strings.HasPrefix(reply, "RegistryCode=") {
+		t.Fatalf("registry %d %q", status, reply)
+	}
+	for _, body := range []map[string]any{
+		{"command": "sync_employees", "payload": map[string]any{"employees": []any{map[string]any{"badge_number": "7", "name": "Ravi", "card": "99"}}}},
+		{"command": "unlock_door", "payload": map[string]any{"seconds": 10}},
+		{"command": "set_time"},
+	} {
+		e.api.Do("POST", "/v1/devices/"+devID+"/commands", body).Expect(t, 201)
+	}
+	e.clock.Advance(10 * time.Minute) // sent later than queued
+	got := poll(t, dev)
+	local := e.clock.Now().In(mustZone(t, "Asia/Kolkata"))
+	want := []string{
+		"DATA UPDATE user Pin=7\tName=Ravi\tCardNo=99",
+		"CONTROL DEVICE 0101010A",
+		fmt.Sprintf("SET OPTIONS DateTime=%d", encodeZK(local)),
+	}
+	if len(got) != 3 {
+		t.Fatalf("got %q", got)
+	}
+	for i, w := range want {
+		if got[i].Text != w {
+			t.Errorf("line %d: %q, want %q", i, got[i].Text, w)
+		}
+	}
+}
+
+func mustZone(t *testing.T, name string) *time.Location {
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+// encodeZK is the ZK time encoding (PUSH protocol §15), written out here
+// independently of the gateway's.
+func encodeZK(t time.Time) int64 {
+	return ((int64(t.Year()%100)*12*31+int64(t.Month()-1)*31+int64(t.Day()-1))*(24*60*60) +
+		(int64(t.Hour())*60+int64(t.Minute()))*60 + int64(t.Second()))
+}
