@@ -251,20 +251,13 @@ const offlineCheckEvery = 5 * time.Second
 // contact, each with its device.status event. The change happens once per
 // device however many nodes watch.
 func (m *Main) watchOffline(ctx context.Context) {
-	t := time.NewTicker(offlineCheckEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, offlineCheckEvery, func() {
 		if n, err := adms.MarkOffline(ctx, m.Store, m.Now().Add(-m.Config.OfflineAfter())); err != nil {
 			m.Logger.Warn("offline check", "err", err)
 		} else if n > 0 {
 			m.Logger.Info("devices went offline", "count", n)
 		}
-	}
+	})
 }
 
 // commandExpiryEvery is at most how often commands past their deadline
@@ -274,7 +267,26 @@ const commandExpiryEvery = 15 * time.Second
 // expireCommands ends commands whose deadline has passed (with their
 // command.failed events), whichever node notices first.
 func (m *Main) expireCommands(ctx context.Context) {
-	t := time.NewTicker(min(commandExpiryEvery, m.Config.DevicePollInterval))
+	every(ctx, min(commandExpiryEvery, m.Config.DevicePollInterval), func() {
+		for ctx.Err() == nil {
+			n, err := commands.Expire(ctx, m.Store.Background(), 200)
+			if err != nil {
+				m.Logger.Warn("expire commands", "err", err)
+				return
+			}
+			if n > 0 {
+				m.Logger.Info("commands expired", "count", n)
+			}
+			if n < 200 {
+				return
+			}
+		}
+	})
+}
+
+// every runs fn each interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -282,19 +294,7 @@ func (m *Main) expireCommands(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for ctx.Err() == nil {
-			n, err := commands.Expire(ctx, m.Store.Background(), 200)
-			if err != nil {
-				m.Logger.Warn("expire commands", "err", err)
-				break
-			}
-			if n > 0 {
-				m.Logger.Info("commands expired", "count", n)
-			}
-			if n < 200 {
-				break
-			}
-		}
+		fn()
 	}
 }
 
@@ -317,14 +317,7 @@ func (m *Main) bootstrap(ctx context.Context) error {
 // sweep deletes expired idempotency keys and old rate-limit counters and
 // refreshes the planner's statistics, hourly.
 func (m *Main) sweep(ctx context.Context) {
-	t := time.NewTicker(sweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, sweepInterval, func() {
 		if n, err := m.Store.SweepIdempotencyKeys(ctx); err != nil {
 			m.Logger.Warn("sweep idempotency keys", "err", err)
 		} else if n > 0 {
@@ -336,7 +329,7 @@ func (m *Main) sweep(ctx context.Context) {
 		if err := m.Store.Optimize(ctx); err != nil {
 			m.Logger.Warn("refresh planner statistics", "err", err)
 		}
-	}
+	})
 }
 
 // Done is closed when the server stops serving: after Close, or on its own

@@ -349,22 +349,9 @@ func (tx *Tx) describeFailure(ctx context.Context, c *attendance.Command) error 
 // their lines were answered: their unanswered lines and they become
 // expired. It returns them.
 func (tx *Tx) ExpireCommands(ctx context.Context, limit int) ([]attendance.Command, error) {
-	rows, err := tx.query(ctx, `SELECT seq FROM commands WHERE status IN ('queued', 'sent') AND expires_at <= ? ORDER BY expires_at LIMIT ?`+tx.skipLocked(),
-		micros(tx.Now), limit)
+	seqs, err := queryAll(ctx, tx.conn, scanValue[int64], `SELECT seq FROM commands WHERE status IN ('queued', 'sent') AND expires_at <= ?
+		ORDER BY expires_at LIMIT ?`+tx.skipLocked(), micros(tx.Now), limit)
 	if err != nil {
-		return nil, err
-	}
-	var seqs []int64
-	for rows.Next() {
-		var seq int64
-		if err := rows.Scan(&seq); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		seqs = append(seqs, seq)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	var out []attendance.Command
@@ -445,22 +432,10 @@ func readBatch(ctx context.Context, c conn, accountID, batchID string) (attendan
 	if err != nil {
 		return b, err
 	}
-	rows, err := c.query(ctx, `SELECT `+commandCols+` FROM commands c WHERE batch_id = ?
+	b.Commands, err = queryAll(ctx, c, scanCommand, `SELECT `+commandCols+` FROM commands c WHERE batch_id = ?
 		AND NOT EXISTS (SELECT 1 FROM commands n WHERE n.batch_id = c.batch_id AND n.device_id = c.device_id AND n.seq > c.seq)
 		ORDER BY seq`, batchID)
 	if err != nil {
-		return b, err
-	}
-	for rows.Next() {
-		cmd, err := scanCommand(rows)
-		if err != nil {
-			rows.Close()
-			return b, err
-		}
-		b.Commands = append(b.Commands, cmd)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return b, err
 	}
 	for i := range b.Commands {
@@ -621,21 +596,8 @@ func (tx *Tx) DeviceUsers(ctx context.Context, deviceID string, pins []string) (
 // ActiveEmployees returns the account's active employees, by badge number
 // (the roster sync_all_employees sends).
 func (tx *Tx) ActiveEmployees(ctx context.Context, accountID string) ([]attendance.Employee, error) {
-	rows, err := tx.query(ctx, `SELECT `+employeeCols+` FROM employees WHERE account_id = ? AND deleted_at IS NULL AND active = ? ORDER BY badge_number`,
-		accountID, true)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []attendance.Employee
-	for rows.Next() {
-		e, err := scanEmployee(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, tx.conn, scanEmployee, `SELECT `+employeeCols+` FROM employees WHERE account_id = ? AND deleted_at IS NULL AND active = ?
+		ORDER BY badge_number`, accountID, true)
 }
 
 // AccountDevices returns the account's live devices, of one site when site
@@ -652,20 +614,7 @@ func (tx *Tx) AccountDevices(ctx context.Context, accountID, site string, ids []
 		q += ` AND ` + in
 		args = append(args, list)
 	}
-	rows, err := tx.query(ctx, q+` ORDER BY created_at, id`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []attendance.Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, tx.conn, scanDevice, q+` ORDER BY created_at, id`, args...)
 }
 
 // BatchCounts counts a batch's current commands (the newest per device) by

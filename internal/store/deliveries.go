@@ -44,20 +44,7 @@ func queryDeliveries(ctx context.Context, c conn, withPayload bool, where string
 	if withPayload {
 		q = `SELECT ` + deliveryCols + `, e.payload, e.created_at FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ` + where
 	}
-	rows, err := c.query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []attendance.Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows, withPayload)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, c, func(r scanner) (attendance.Delivery, error) { return scanDelivery(r, withPayload) }, q, args...)
 }
 
 // ClaimDueWebhooks leases, to owner, up to limit endpoints that need the
@@ -66,24 +53,12 @@ func queryDeliveries(ctx context.Context, c conn, withPayload bool, where string
 func (s *Store) ClaimDueWebhooks(ctx context.Context, owner string, lease time.Duration, limit int) ([]attendance.Webhook, error) {
 	var out []attendance.Webhook
 	err := s.InTx(ctx, func(tx *Tx) error {
-		out = out[:0]
 		now := micros(tx.Now)
-		rows, err := tx.query(ctx, `SELECT `+webhookCols+` FROM webhooks
+		var err error
+		out, err = queryAll(ctx, tx.conn, scanWebhook, `SELECT `+webhookCols+` FROM webhooks
 			WHERE next_due_at > 0 AND deleted_at IS NULL AND next_due_at <= ? AND lease_until < ? AND enabled = ?
 			ORDER BY next_due_at LIMIT ?`+tx.skipLocked(), now, now, true, limit)
 		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			w, err := scanWebhook(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			out = append(out, w)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		until := tx.Now.Add(lease)
@@ -192,23 +167,10 @@ func (tx *Tx) ConsumeDueSlots(ctx context.Context, webhookID string, now time.Ti
 		return nil, errors.New("empty retry schedule")
 	}
 	final := schedule[len(schedule)-1]
-	rows, err := tx.query(ctx, `UPDATE deliveries SET status = 'failed', slot = ?, next_attempt_at = 0, last_error = ?, failed_at = ?
+	failed, err := queryAll(ctx, tx.conn, scanValue[string], `UPDATE deliveries SET status = 'failed', slot = ?, next_attempt_at = 0, last_error = ?, failed_at = ?
 		WHERE webhook_id = ? AND status = 'pending' AND NOT isolated AND next_attempt_at <= ? AND scheduled_from + ? <= ?
 		RETURNING event_id`, len(schedule), lastError, micros(now), webhookID, micros(now), final.Microseconds(), micros(now))
 	if err != nil {
-		return nil, err
-	}
-	var failed []string
-	for rows.Next() {
-		var evID string
-		if err := rows.Scan(&evID); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		failed = append(failed, evID)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	// The first slot after now, as a CASE over the schedule's offsets.

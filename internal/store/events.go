@@ -156,20 +156,7 @@ func (s *Store) EventsSince(ctx context.Context, accountID string, seq int64, li
 		q += " AND " + in
 		args = append(args, list)
 	}
-	rows, err := s.reader().query(ctx, q+` ORDER BY seq LIMIT ?`, append(args, limit)...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []attendance.Event
-	for rows.Next() {
-		e, err := scanEvent(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.reader(), scanEvent, q+` ORDER BY seq LIMIT ?`, append(args, limit)...)
 }
 
 // Event reads one event of the account.

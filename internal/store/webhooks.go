@@ -167,20 +167,8 @@ func (tx *Tx) accountWebhooks(ctx context.Context, accountID string) ([]attendan
 	if ws, ok := tx.webhooks[accountID]; ok {
 		return ws, nil
 	}
-	rows, err := tx.query(ctx, `SELECT `+webhookCols+` FROM webhooks WHERE account_id = ? AND deleted_at IS NULL`, accountID)
+	out, err := queryAll(ctx, tx.conn, scanWebhook, `SELECT `+webhookCols+` FROM webhooks WHERE account_id = ? AND deleted_at IS NULL`, accountID)
 	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []attendance.Webhook
-	for rows.Next() {
-		w, err := scanWebhook(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, w)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	if tx.webhooks == nil {
