@@ -51,8 +51,8 @@ func VersionString() string {
 	return "dev"
 }
 
-// sweepInterval is how often expired idempotency keys and old rate-limit
-// counters are deleted.
+// sweepInterval is how often housekeeping runs: expired idempotency keys,
+// old rate-limit counters, retention.
 const sweepInterval = time.Hour
 
 // Main is one running PunchConnect server.
@@ -317,7 +317,14 @@ func (m *Main) bootstrap(ctx context.Context) error {
 // sweep deletes expired idempotency keys and old rate-limit counters and
 // refreshes the planner's statistics, hourly.
 func (m *Main) sweep(ctx context.Context) {
-	every(ctx, sweepInterval, func() {
+	every(ctx, sweepInterval, func() { m.housekeeping(ctx) })
+}
+
+// housekeeping deletes expired idempotency keys, old rate-limit counters
+// and whatever the retention settings let go, and refreshes the planner's
+// statistics — on one node of the cluster at a time.
+func (m *Main) housekeeping(ctx context.Context) {
+	err := m.Store.Duty(ctx, "housekeeping", func(ctx context.Context) error {
 		if n, err := m.Store.SweepIdempotencyKeys(ctx); err != nil {
 			m.Logger.Warn("sweep idempotency keys", "err", err)
 		} else if n > 0 {
@@ -326,10 +333,20 @@ func (m *Main) sweep(ctx context.Context) {
 		if _, err := m.Store.SweepRateLimitCounters(ctx, m.Now().Add(-48*time.Hour)); err != nil {
 			m.Logger.Warn("sweep rate-limit counters", "err", err)
 		}
+		if r, err := m.Store.ApplyRetention(ctx, m.Config.Retention); err != nil {
+			m.Logger.Warn("retention", "err", err)
+		} else if r != (store.RetentionResult{}) {
+			m.Logger.Info("retention", "events", r.Events, "attempts", r.Attempts, "uploads", r.Uploads,
+				"commands", r.Commands, "notifications", r.Notifications)
+		}
 		if err := m.Store.Optimize(ctx); err != nil {
 			m.Logger.Warn("refresh planner statistics", "err", err)
 		}
+		return nil
 	})
+	if err != nil && !errors.Is(err, store.ErrDutyTaken) && ctx.Err() == nil {
+		m.Logger.Warn("housekeeping", "err", err)
+	}
 }
 
 // Done is closed when the server stops serving: after Close, or on its own

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,6 +49,9 @@ type Config struct {
 	AllowPrivateWebhookURLs bool
 	SMTPURL                 string
 	SMTPFrom                string
+
+	// Retention: how long records are kept (0: forever).
+	Retention store.Retention
 }
 
 // RetrySlots parses WebhookRetrySchedule into the slots' offsets, the first
@@ -101,6 +105,9 @@ func Default() Config {
 
 		WebhookTimeout:       delivery.DefaultTimeout,
 		WebhookRetrySchedule: delivery.DefaultSchedule,
+		Retention: store.Retention{
+			Events: 90 * day, Attempts: 30 * day, Uploads: 30 * day, Commands: 30 * day, Notifications: 90 * day,
+		},
 	}
 }
 
@@ -135,6 +142,42 @@ func (c *Config) ServeFlags(fs *flag.FlagSet) {
 		"let webhooks reach loopback, private and link-local addresses (local development; never on a shared server)")
 	fs.StringVar(&c.SMTPURL, "smtp-url", c.SMTPURL, "SMTP server for failure e-mails: smtp://user:pass@host:port (STARTTLS when offered) or smtps://…")
 	fs.StringVar(&c.SMTPFrom, "smtp-from", c.SMTPFrom, "From address of failure e-mails, such as PunchConnect <alerts@example.com>")
+	fs.Var((*Days)(&c.Retention.Events), "retain-events", "keep events (with their deliveries) this long, such as 90d; 0 keeps them forever. Replays reach back this far")
+	fs.Var((*Days)(&c.Retention.Attempts), "retain-attempts", "keep the log of delivery attempts this long; 0 keeps it forever")
+	fs.Var((*Days)(&c.Retention.Uploads), "retain-uploads", "keep device bodies kept for inspection (photos, operation logs, unreadable bodies) this long; 0 keeps them")
+	fs.Var((*Days)(&c.Retention.Commands), "retain-commands", "keep finished commands and their lines this long; 0 keeps them")
+	fs.Var((*Days)(&c.Retention.Notifications), "retain-notifications", "keep sent failure e-mails this long; 0 keeps them")
+}
+
+const day = 24 * time.Hour
+
+// Days is a duration flag that also takes days: "90d", "36h", "0".
+type Days time.Duration
+
+func (d *Days) String() string {
+	v := time.Duration(*d)
+	if v > 0 && v%day == 0 {
+		return fmt.Sprintf("%dd", v/day)
+	}
+	return v.String()
+}
+
+// Set parses "<n>d" or a Go duration.
+func (d *Days) Set(s string) error {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		v, err := strconv.Atoi(n)
+		if err != nil || v < 0 {
+			return fmt.Errorf("%q: want days such as 90d, or a duration such as 36h", s)
+		}
+		*d = Days(time.Duration(v) * day)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("%q: want days such as 90d, or a duration such as 36h", s)
+	}
+	*d = Days(v)
+	return nil
 }
 
 // Validate checks values flags cannot check themselves.
@@ -169,6 +212,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.RetrySlots(); err != nil {
 		return err
+	}
+	if e := c.Retention.Events; e > 0 && e < 4*day {
+		return fmt.Errorf("--retain-events must be at least 4d (deliveries are retried for 72 h), or 0 to keep events forever")
 	}
 	if c.SMTPURL != "" {
 		if c.SMTPFrom == "" {

@@ -93,3 +93,28 @@ func TestDefaultPublicURL(t *testing.T) {
 		}
 	}
 }
+
+func TestRetentionFlags(t *testing.T) {
+	cfg := Default()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.ServeFlags(fs)
+	if err := Parse(fs, []string{"--retain-events", "120d", "--retain-attempts", "36h", "--retain-uploads", "0"}, func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Retention.Events != 120*24*time.Hour || cfg.Retention.Attempts != 36*time.Hour || cfg.Retention.Uploads != 0 || cfg.Retention.Commands != 30*24*time.Hour {
+		t.Fatalf("retention %+v", cfg.Retention)
+	}
+	if f := fs.Lookup("retain-events"); f.Value.String() != "120d" || f.DefValue != "90d" {
+		t.Fatalf("flag shows %q, default %q", f.Value.String(), f.DefValue)
+	}
+	for _, bad := range []string{"-1d", "ninety", "5x"} {
+		if err := (new(Days)).Set(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	cfg.Retention.Events = 24 * time.Hour
+	if err := cfg.Validate(); err == nil {
+		t.Error("a retention shorter than the retry schedule was accepted")
+	}
+}

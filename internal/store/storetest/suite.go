@@ -35,6 +35,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("Rollback", func(t *testing.T) { testRollback(t, b) })
 	runIngest(t, b)
 	runDelivery(t, b)
+	runRetention(t, b)
 }
 
 // NewAccount creates an account and returns it with its API key.
