@@ -1,6 +1,7 @@
 package delivery_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -770,5 +771,51 @@ func TestStopMidSendIsNotAnAttempt(t *testing.T) {
 	case <-arrived:
 	case <-time.After(10 * time.Second):
 		t.Fatal("not sent again after the restart")
+	}
+}
+
+// TestHostileReceivers: an endpoint that answers 200 and then trickles its
+// body is cut off at the timeout (its status took the event), and one that
+// answers with 10 MB is read for its first 1 KiB only: time and memory stay
+// bounded.
+func TestHostileReceivers(t *testing.T) {
+	h := newHarness(t, storetest.SQLiteBackend())
+	trickle := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		w.WriteHeader(200)
+		for range 100 {
+			if _, err := w.Write([]byte("x")); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}))
+	defer trickle.Close()
+	huge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		chunk := bytes.Repeat([]byte("y"), 64<<10)
+		for range 160 { // 10 MB
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer huge.Close()
+	slow := h.webhook(trickle.URL)
+	big := h.webhook(huge.URL)
+	start := time.Now()
+	h.emit(1)
+	ds := h.waitDeliveries(slow.ID, "the trickling endpoint cut off", func(ds []attendance.Delivery) bool { return len(ds) == 1 && len(ds[0].AttemptLog) == 1 })
+	if a := ds[0].AttemptLog[0]; ds[0].Status != attendance.DeliveryDelivered || a.Duration > 1500*time.Millisecond || len(a.ResponseExcerpt) >= 100 || time.Since(start) > 5*time.Second {
+		t.Fatalf("trickling endpoint: %+v (%s) after %v", a, ds[0].Status, time.Since(start))
+	}
+	ds = h.waitDeliveries(big.ID, "the huge answer read", func(ds []attendance.Delivery) bool { return len(ds) == 1 && len(ds[0].AttemptLog) == 1 })
+	if a := ds[0].AttemptLog[0]; ds[0].Status != attendance.DeliveryDelivered || len(a.ResponseExcerpt) != 1024 {
+		t.Fatalf("huge answer: status %s, excerpt of %d bytes", ds[0].Status, len(a.ResponseExcerpt))
 	}
 }

@@ -1,0 +1,272 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/punchconnect/punchconnect/internal/apitest"
+	"github.com/punchconnect/punchconnect/internal/simulator"
+)
+
+// TestDiskFull: the store's disk fills up while devices upload. Uploads
+// that cannot be stored get an error, so the devices keep them and send
+// them again; nothing acknowledged is lost; when space returns the server
+// takes them without a restart. (The disk is filled by lowering the
+// server's file-size limit, which makes its writes fail as on a full disk.)
+func TestDiskFull(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("uses prlimit")
+	}
+	dir := t.TempDir()
+	p := serve(t, dir, nil)
+	key := p.firstKey()
+	api := apitest.New(t, p.URL, key)
+	fleet := &simulator.Fleet{Server: p.URL, APIKey: key, Plan: simulator.Plan{Devices: 2, Employees: 50}}
+	ctx := context.Background()
+	if err := fleet.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(-24 * time.Hour)
+	n := 0
+	record := func(count int) {
+		for range count {
+			for _, d := range fleet.Devices {
+				d.Record(fleet.Badges[n%len(fleet.Badges)], base.Add(time.Duration(n)*time.Minute), 0, 1)
+			}
+			n++
+		}
+	}
+	for _, d := range fleet.Devices {
+		d.KeepLog()
+	}
+	record(100)
+	for _, d := range fleet.Devices {
+		if _, err := d.Upload(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The disk is full: no file of the server may grow any more.
+	pid := p.cmd.Process.Pid
+	var size int64
+	for _, f := range []string{"punchconnect.db", "punchconnect.db-wal"} {
+		if st, err := os.Stat(filepath.Join(dir, "data", f)); err == nil {
+			size = max(size, st.Size())
+		}
+	}
+	full := unix.Rlimit{Cur: uint64(size), Max: unix.RLIM_INFINITY}
+	if err := unix.Prlimit(pid, unix.RLIMIT_FSIZE, &full, nil); err != nil {
+		t.Skipf("prlimit: %v", err)
+	}
+	record(3000)
+	refused := 0
+	for _, d := range fleet.Devices {
+		for range 20 {
+			if _, err := d.Upload(ctx, 100); err != nil {
+				refused++
+			}
+		}
+	}
+	if refused == 0 {
+		t.Fatal("every upload was accepted on a full disk; the drill proves nothing")
+	}
+	if resp, err := http.Get(p.URL + "/healthz"); err != nil {
+		t.Fatalf("the server died on a full disk: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+	// Space returns: the devices' resends are taken, without a restart.
+	free := unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}
+	if err := unix.Prlimit(pid, unix.RLIMIT_FSIZE, &free, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range fleet.Devices {
+		for d.Pending() > 0 {
+			if _, err := d.Upload(ctx, 100); err != nil {
+				t.Fatalf("after space returned: %v", err)
+			}
+		}
+	}
+	made := 0
+	for _, d := range fleet.Devices {
+		made += d.Distinct()
+	}
+	stored := total(t, api, "/v1/attendance?per_page=1") + total(t, api, "/v1/attendance/rejected?per_page=1")
+	if stored != made {
+		t.Fatalf("%d records made, %d stored", made, stored)
+	}
+	t.Logf("%d uploads refused while the disk was full; all %d records stored once afterwards", refused, made)
+	p.signal(syscall.SIGTERM)
+}
+
+// privatePostgres starts a PostgreSQL cluster of its own (the drill
+// restarts it), with .ci/start-postgres, and returns its URL and directory.
+func privatePostgres(t *testing.T) (string, string) {
+	if _, err := os.Stat("/usr/lib/postgresql/15/bin/initdb"); err != nil || os.Geteuid() != 0 {
+		if os.Getenv("PUNCHCONNECT_TEST_REQUIRE_POSTGRES") == "1" {
+			t.Fatalf("this drill needs PostgreSQL 15 binaries and root: %v", err)
+		}
+		t.Skip("needs PostgreSQL 15 binaries and root")
+	}
+	out, err := exec.Command("../.ci/start-postgres").Output()
+	if err != nil {
+		t.Fatalf("start-postgres: %v", err)
+	}
+	var url, dir string
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "export PUNCHCONNECT_TEST_DATABASE_URL="); ok {
+			url = strings.Trim(v, "'")
+		}
+		if v, ok := strings.CutPrefix(line, "export PUNCHCONNECT_TEST_PGDIR="); ok {
+			dir = strings.Trim(v, "'")
+		}
+	}
+	t.Cleanup(func() { _ = exec.Command("../.ci/stop-postgres", dir).Run() })
+	return url, dir
+}
+
+func pgctl(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	full := append([]string{"-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", dir + "/data", "-w", "-t", "60"}, args...)
+	// The server's output goes to its log (-l), so pg_ctl's own ends when it does.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "runuser", full...).CombinedOutput(); err != nil {
+		t.Fatalf("pg_ctl %v: %v\n%s", args, err, out)
+	}
+}
+
+// psql runs each statement on its own, in one session.
+func psql(t *testing.T, url string, sqls ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	args := []string{"-q", "-v", "ON_ERROR_STOP=1", url}
+	for _, s := range sqls {
+		args = append(args, "-c", s)
+	}
+	if out, err := exec.CommandContext(ctx, "/usr/lib/postgresql/15/bin/psql", args...).CombinedOutput(); err != nil {
+		t.Fatalf("psql %q: %v\n%s", sqls, err, out)
+	}
+}
+
+// TestPostgresRestartAndReadOnly: devices keep uploading while PostgreSQL
+// restarts, and while it is read-only (a fail-over to a replica, say): the
+// server answers errors, the devices resend, the server reconnects on its
+// own, and every record is stored once — nothing acknowledged lost.
+func TestPostgresRestartAndReadOnly(t *testing.T) {
+	url, dir := privatePostgres(t)
+	p := serve(t, t.TempDir(), []string{"PUNCHCONNECT_DATABASE_URL=" + url}, "--device-poll-interval", "1s")
+	key := p.firstKey()
+	api := apitest.New(t, p.URL, key)
+	fleet := &simulator.Fleet{Server: p.URL, APIKey: key, Plan: simulator.Plan{Devices: 4, Employees: 40, PunchesPerMinute: 300, BatchSize: 5}}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := fleet.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range fleet.Devices {
+		d.KeepLog()
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { fleet.Run(ctx) })
+
+	time.Sleep(2 * time.Second)
+	pgctl(t, dir, "restart", "-m", "fast", "-l", dir+"/server.log")
+	time.Sleep(2 * time.Second)
+	beforeReadOnly := fleet.Totals().Failures
+	psql(t, url, "ALTER SYSTEM SET default_transaction_read_only = on")
+	psql(t, url, "SELECT pg_reload_conf()")
+	time.Sleep(2 * time.Second)
+	failuresReadOnly := fleet.Totals().Failures - beforeReadOnly
+	// psql's own session must not be read-only to undo it.
+	psql(t, url, "SET default_transaction_read_only = off", "ALTER SYSTEM RESET default_transaction_read_only")
+	psql(t, url, "SELECT pg_reload_conf()")
+	time.Sleep(2 * time.Second)
+	cancel()
+	wg.Wait()
+	for _, d := range fleet.Devices {
+		for d.Pending() > 0 {
+			if _, err := d.Upload(context.Background(), 100); err != nil {
+				t.Fatalf("after the drills: %v", err)
+			}
+		}
+	}
+	made := 0
+	for _, d := range fleet.Devices {
+		made += d.Distinct()
+	}
+	stored := total(t, api, "/v1/attendance?per_page=1") + total(t, api, "/v1/attendance/rejected?per_page=1")
+	if stored != made {
+		t.Fatalf("%d records made, %d stored", made, stored)
+	}
+	if failuresReadOnly == 0 {
+		t.Fatal("no request failed while the database was read-only; the drill proves nothing")
+	}
+	t.Logf("%d requests failed during the drills; all %d records stored once", fleet.Totals().Failures, made)
+	p.signal(syscall.SIGTERM)
+}
+
+// TestThousandDevicesAtOnce: a thousand devices come back at the same
+// moment (a site's power returns, say) — each handshakes and then
+// heartbeats with its INFO, all at once, one connection per request as
+// firmware does. Every request is answered, and every device is online.
+func TestThousandDevicesAtOnce(t *testing.T) {
+	const devices = 1000
+	eachBackend(t, func(t *testing.T, env []string) {
+		p := serve(t, t.TempDir(), env)
+		key := p.firstKey()
+		api := apitest.New(t, p.URL, key)
+		client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 0, DisableKeepAlives: true}}
+		fleet := &simulator.Fleet{Server: p.URL, APIKey: key, HTTP: client, Plan: simulator.Plan{Devices: devices, Employees: 10}}
+		ctx := context.Background()
+		if err := fleet.Setup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		at := func(what string, fn func(d *simulator.Device) error) {
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			var errs []error
+			var slowest time.Duration
+			for _, d := range fleet.Devices {
+				wg.Go(func() {
+					<-start
+					began := time.Now()
+					err := fn(d)
+					mu.Lock()
+					defer mu.Unlock()
+					slowest = max(slowest, time.Since(began))
+					if err != nil {
+						errs = append(errs, err)
+					}
+				})
+			}
+			began := time.Now()
+			close(start)
+			wg.Wait()
+			if len(errs) > 0 {
+				t.Fatalf("%s: %d of %d devices failed, first: %v", what, len(errs), devices, errs[0])
+			}
+			t.Logf("%s: %d devices at once answered in %v (slowest device %v)", what, devices, time.Since(began).Round(time.Millisecond), slowest.Round(time.Millisecond))
+		}
+		at("handshake", func(d *simulator.Device) error { _, err := d.Handshake(ctx); return err })
+		at("heartbeat", func(d *simulator.Device) error {
+			_, err := d.Heartbeat(ctx, "Ver 8.0.4.2-20191010,12,1,4250,192.168.1.20,10,12,1,0,111")
+			return err
+		})
+		if online := total(t, api, "/v1/devices?status=online&per_page=1"); online != devices {
+			t.Fatalf("%d of %d devices online after their heartbeats", online, devices)
+		}
+		p.signal(syscall.SIGTERM)
+	})
+}
