@@ -270,3 +270,42 @@ func TestThousandDevicesAtOnce(t *testing.T) {
 		p.signal(syscall.SIGTERM)
 	})
 }
+
+// TestBackupWhileServing: `punchconnect backup` copies the SQLite store
+// while devices upload; the copy is consistent (every punch it holds has
+// its event, nothing half-written) and serves as it is.
+func TestBackupWhileServing(t *testing.T) {
+	dir := t.TempDir()
+	p := serve(t, dir, nil)
+	key := p.firstKey()
+	fleet := &simulator.Fleet{Server: p.URL, APIKey: key, Plan: simulator.Plan{Devices: 4, Employees: 40, PunchesPerMinute: 6000, BatchSize: 20}}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := fleet.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { fleet.Run(ctx) })
+	live := apitest.New(t, p.URL, key)
+	waitUntil(t, "uploads under way", 60*time.Second, func() bool { return total(t, live, "/v1/attendance?per_page=1") >= 100 })
+	out, errOut, code := run(t, dir, nil, "backup", "--to", "copy.db")
+	cancel()
+	wg.Wait()
+	if code != 0 || !strings.Contains(out, "Backed up to copy.db") {
+		t.Fatalf("backup = %d\n%s%s", code, out, errOut)
+	}
+	if _, errOut, code := run(t, dir, nil, "backup", "--to", "copy.db"); code == 0 || !strings.Contains(errOut, "exists") {
+		t.Fatalf("a second backup over the first = %d %s", code, errOut)
+	}
+	p.signal(syscall.SIGTERM)
+
+	copyDir := t.TempDir()
+	c := serve(t, copyDir, nil, "--database-url", "sqlite://"+filepath.Join(dir, "copy.db"))
+	api := apitest.New(t, c.URL, key) // the same account and key
+	punches := total(t, api, "/v1/attendance?per_page=1")
+	events := total(t, api, "/v1/events?type=attendance.punch&per_page=1")
+	if punches == 0 || punches != events {
+		t.Fatalf("the copy holds %d punches and %d punch events", punches, events)
+	}
+	t.Logf("backup taken mid-upload holds %d punches, each with its event", punches)
+	c.signal(syscall.SIGTERM)
+}

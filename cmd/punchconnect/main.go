@@ -3,6 +3,7 @@
 //	punchconnect serve                         run the API and the device gateway
 //	punchconnect accounts create --name --email   make an account and print its API key
 //	punchconnect migrate                       bring the database schema up to date
+//	punchconnect backup --to FILE              copy a SQLite store while it serves
 //	punchconnect simulate --api-key KEY        emulate ZKTeco devices pushing punches
 //	punchconnect listen --forward-to URL       forward the account's events to a local URL
 //	punchconnect version                       print the version
@@ -38,6 +39,7 @@ Usage:
   punchconnect accounts create --name NAME --email EMAIL [--json]
                                           make an account and print its API key (shown once)
   punchconnect migrate [flags]            bring the database schema up to date and exit
+  punchconnect backup --to FILE [flags]   copy the SQLite store, consistent, while the server runs
   punchconnect devices unclaimed [--json] list serial numbers that reached the gateway unregistered
   punchconnect simulate --server URL --api-key KEY [--devices N] [--rate R]
                                           emulate ZKTeco time clocks speaking PUSH to a server
@@ -67,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		err = accounts(args[1:], stdout, stderr, getenv)
 	case "migrate":
 		err = migrate(args[1:], stdout, stderr, getenv)
+	case "backup":
+		err = backup(args[1:], stdout, stderr, getenv)
 	case "devices":
 		err = devices(args[1:], stdout, stderr, getenv)
 	case "simulate":
@@ -234,6 +238,37 @@ func migrate(args []string, stdout, stderr io.Writer, getenv func(string) string
 		fmt.Fprintln(stdout, line)
 	}
 	fmt.Fprintf(stdout, "%s schema is up to date (%d migration(s) applied now).\n", s.Dialect(), len(applied))
+	return nil
+}
+
+func backup(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	cfg := config.Default()
+	fs := newFlagSet("backup", "punchconnect backup --to FILE [flags]", stderr)
+	cfg.DatabaseFlags(fs)
+	to := fs.String("to", "", "file to write the copy to; it must not exist (required)")
+	if err := parse(fs, args, getenv); err != nil {
+		return err
+	}
+	if *to == "" {
+		return errors.New("--to is required")
+	}
+	ctx := context.Background()
+	// No migration: the copy is of the store as the running server has it.
+	s, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxConns: 1})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	began := time.Now()
+	if err := s.Backup(ctx, *to); err != nil {
+		return err
+	}
+	st, err := os.Stat(*to)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Backed up to %s (%d bytes) in %v. Serve it with --database-url sqlite://%s\n",
+		*to, st.Size(), time.Since(began).Round(time.Millisecond), *to)
 	return nil
 }
 

@@ -132,6 +132,9 @@ func New(cfg Config) (*Server, error) {
 	if s.metrics, err = newHTTPMetrics(cfg.Registry); err != nil {
 		return nil, err
 	}
+	if err := cfg.Registry.Register(&backlogCollector{store: cfg.Store, log: cfg.Logger, now: cfg.Now}); err != nil {
+		return nil, err
+	}
 	if s.openapiJSON, err = openapiJSON(s.publicURL); err != nil {
 		return nil, err
 	}
