@@ -219,6 +219,9 @@ func (m *Main) Run(ctx context.Context) error {
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	m.stop = stop
 	m.wg.Go(func() { m.sweep(bg) })
+	if s.Dialect() == store.Postgres {
+		m.wg.Go(func() { m.refreshStatistics(bg) })
+	}
 	m.wg.Go(func() { m.watchOffline(bg) })
 	m.wg.Go(func() { m.expireCommands(bg) })
 	m.wg.Go(func() { dispatcher.Run(bg) })
@@ -318,6 +321,27 @@ func (m *Main) bootstrap(ctx context.Context) error {
 // refreshes the planner's statistics, hourly.
 func (m *Main) sweep(ctx context.Context) {
 	every(ctx, sweepInterval, func() { m.housekeeping(ctx) })
+}
+
+// statisticsEvery is how often PostgreSQL's statistics of busy tables are
+// checked for growth (see store.RefreshStatistics).
+const statisticsEvery = 10 * time.Second
+
+// refreshStatistics keeps the planner's statistics of fast-growing tables
+// current, on one node of the cluster at a time.
+func (m *Main) refreshStatistics(ctx context.Context) {
+	every(ctx, statisticsEvery, func() {
+		err := m.Store.Duty(ctx, "statistics", func(ctx context.Context) error {
+			tables, err := m.Store.Background().RefreshStatistics(ctx)
+			if len(tables) > 0 {
+				m.Logger.Debug("refreshed planner statistics", "tables", tables)
+			}
+			return err
+		})
+		if err != nil && !errors.Is(err, store.ErrDutyTaken) && ctx.Err() == nil {
+			m.Logger.Warn("refresh planner statistics", "err", err)
+		}
+	})
 }
 
 // housekeeping deletes expired idempotency keys, old rate-limit counters

@@ -20,11 +20,45 @@ import (
 // On PostgreSQL, event-recording transactions of one account take turns
 // (an advisory lock held to commit), so events commit in the order of their
 // sequence numbers and an endpoint never sees a later event before an
-// earlier one.
+// earlier one. To hold that lock as briefly as possible, the events are
+// written when the transaction is about to commit (flushEvents), after all
+// its other work: the lock then covers a few inserts and the commit, not the
+// whole device request.
 func (tx *Tx) InsertEvents(ctx context.Context, events []attendance.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	if tx.dialect == Postgres {
+		tx.pendingEvents = append(tx.pendingEvents, events...)
+		return nil
+	}
+	return tx.insertEvents(ctx, events)
+}
+
+// flushEvents writes the events InsertEvents held back; InTx calls it just
+// before COMMIT.
+func (tx *Tx) flushEvents(ctx context.Context) error {
+	events := tx.pendingEvents
+	tx.pendingEvents = nil
+	if len(events) == 0 {
+		return nil
+	}
+	return tx.insertEvents(ctx, events)
+}
+
+func (tx *Tx) insertEvents(ctx context.Context, events []attendance.Event) error {
+	// The subscribed endpoints are read first: nothing but the inserts and
+	// the commit happens under the lock below.
+	for _, e := range events {
+		if _, err := tx.accountWebhooks(ctx, e.AccountID); err != nil {
+			return err
+		}
+	}
+	// On PostgreSQL the first chunk's statement takes the accounts' locks
+	// itself (before any row draws its sequence number), which saves a
+	// round trip while they are held.
+	var lock string
+	var lockArgs []any
 	if tx.dialect == Postgres {
 		var accounts []string
 		for _, e := range events {
@@ -33,23 +67,32 @@ func (tx *Tx) InsertEvents(ctx context.Context, events []attendance.Event) error
 			}
 		}
 		slices.Sort(accounts)
-		for _, a := range accounts {
-			if _, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('punchconnect.events.' || ?, 0))`, a); err != nil {
-				return err
-			}
-		}
+		lock = `WITH locked AS (SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock(hashtextextended('punchconnect.events.' || a, 0))
+			FROM unnest(?::text[]) AS a ORDER BY a) AS l) `
+		lockArgs = []any{accounts}
 	}
 	const cols = 8
 	seqs := make(map[string]int64, len(events))
 	for start := 0; start < len(events); start += insertChunk {
 		chunk := events[start:min(start+insertChunk, len(events))]
-		row := "(?, ?, ?, ?, ?, ?, ?, ?)"
-		args := make([]any, 0, len(chunk)*cols)
+		args := make([]any, 0, len(chunk)*cols+1)
+		var query string
+		if lock != "" {
+			// Typed, as the values feed a SELECT whose filter waits for the locks.
+			row := "(?::text, ?::text, ?::text, ?::bigint, ?::text, ?::text, ?::text, ?::text)"
+			args = append(args, lockArgs...)
+			query = lock + `INSERT INTO events (id, account_id, type, created_at, device_id, employee_id, punch_id, payload)
+				SELECT v.* FROM (VALUES ` + strings.Repeat(row+", ", len(chunk)-1) + row + `) AS v WHERE (SELECT n FROM locked) >= 0 RETURNING id, seq`
+			lock = "" // held to commit: later chunks need not ask again
+		} else {
+			row := "(?, ?, ?, ?, ?, ?, ?, ?)"
+			query = `INSERT INTO events (id, account_id, type, created_at, device_id, employee_id, punch_id, payload) VALUES ` +
+				strings.Repeat(row+", ", len(chunk)-1) + row + ` RETURNING id, seq`
+		}
 		for _, e := range chunk {
 			args = append(args, e.ID, e.AccountID, e.Type, micros(e.CreatedAt), emptyNull(e.DeviceID), emptyNull(e.EmployeeID), emptyNull(e.PunchID), string(e.Payload))
 		}
-		rows, err := tx.query(ctx, `INSERT INTO events (id, account_id, type, created_at, device_id, employee_id, punch_id, payload) VALUES `+
-			strings.Repeat(row+", ", len(chunk)-1)+row+` RETURNING id, seq`, args...)
+		rows, err := tx.query(ctx, query, args...)
 		if err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}

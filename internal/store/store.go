@@ -281,10 +281,39 @@ func (s *Store) Close() error {
 // PostgreSQL's autovacuum does it on its own.
 func (s *Store) Optimize(ctx context.Context) error {
 	if s.dialect != SQLite {
-		return nil
+		_, err := s.RefreshStatistics(ctx)
+		return err
 	}
 	_, err := s.write.ExecContext(ctx, "PRAGMA optimize")
 	return err
+}
+
+// statisticsTables are the tables whose look-ups device and API requests
+// make; their plans depend on their statistics.
+var statisticsTables = []string{"punches", "employees", "devices", "events", "deliveries", "commands", "command_lines", "device_users", "webhooks"}
+
+// RefreshStatistics analyzes, on PostgreSQL, the busy tables that changed
+// by more than a tenth (and at least 500 rows) since their last analysis,
+// and returns them. PostgreSQL keeps a prepared statement's generic plan
+// until the table's statistics change; a plan made while a table was empty
+// (a new deployment, a first import) scans where it should look up, so the
+// statistics must follow the growth within seconds, faster than
+// autovacuum's default of a minute. Nothing on SQLite (see Optimize).
+func (s *Store) RefreshStatistics(ctx context.Context) ([]string, error) {
+	if s.dialect != Postgres {
+		return nil, nil
+	}
+	stale, err := queryAll(ctx, s.writer(), scanValue[string], `SELECT relname FROM pg_stat_user_tables
+		WHERE schemaname = current_schema() AND relname = ANY(?) AND n_mod_since_analyze > greatest(500, n_live_tup / 10)`, statisticsTables)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range stale {
+		if _, err := s.write.ExecContext(ctx, "ANALYZE "+t); err != nil {
+			return nil, fmt.Errorf("analyze %s: %w", t, err)
+		}
+	}
+	return stale, nil
 }
 
 // Now returns the store's clock reading, truncated to the microsecond that
@@ -445,6 +474,8 @@ type Tx struct {
 	webhooks map[string][]attendance.Webhook
 	// afterCommit runs once the transaction has committed.
 	afterCommit []func()
+	// pendingEvents are written just before COMMIT (PostgreSQL).
+	pendingEvents []attendance.Event
 }
 
 // AfterCommit arranges for fn to run once the transaction commits (never if
@@ -490,6 +521,9 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *Tx) error) error {
 		tx.stmts = newStmtCache(sqlTx) // closed with the transaction
 	}
 	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.flushEvents(ctx); err != nil {
 		return err
 	}
 	committed = true

@@ -15,6 +15,7 @@ import (
 func runDelivery(t *testing.T, b Backend) {
 	t.Run("Webhooks", func(t *testing.T) { testWebhooks(t, b) })
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, b) })
+	t.Run("EventCommitOrder", func(t *testing.T) { testEventCommitOrder(t, b) })
 	t.Run("Leases", func(t *testing.T) { testLeases(t, b) })
 	t.Run("RetrySlots", func(t *testing.T) { testRetrySlots(t, b) })
 	t.Run("Replay", func(t *testing.T) { testReplay(t, b) })
@@ -372,5 +373,79 @@ func testNotifications(t *testing.T, b Backend) {
 	must(t, err)
 	if len(list) != 1 || list[0].Status != "sent" || list[0].SentAt.IsZero() {
 		t.Fatalf("outbox %+v", list)
+	}
+}
+
+// testEventCommitOrder: transactions recording events of one account run
+// side by side, each still working after recording its event; a reader
+// follows the account's events by sequence number meanwhile. Events become
+// visible in the order of their sequence numbers, so the reader, which
+// never looks back, misses none.
+func testEventCommitOrder(t *testing.T, b Backend) {
+	s := b.Open(t, store.Options{})
+	a, _ := NewAccount(t, s, "Acme")
+	ctx := context.Background()
+	const writers, each = 8, 25
+	done := make(chan struct{})
+	var seen []string
+	readerDone := make(chan error, 1)
+	go func() {
+		var last int64
+		for {
+			finished := false
+			select {
+			case <-done:
+				finished = true
+			default:
+			}
+			evs, err := s.EventsSince(ctx, a.ID, last, 500)
+			if err != nil {
+				readerDone <- err
+				return
+			}
+			for _, e := range evs {
+				seen = append(seen, e.ID)
+				last = e.Seq
+			}
+			if finished && len(evs) == 0 {
+				readerDone <- nil
+				return
+			}
+		}
+	}()
+	errs := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			for i := range each {
+				err := s.InTx(ctx, func(tx *store.Tx) error {
+					evID := id.New(id.Event)
+					if err := tx.InsertEvents(ctx, []attendance.Event{{ID: evID, AccountID: a.ID, Type: attendance.EventDeviceStatus,
+						CreatedAt: s.Now(), Payload: []byte(`{}`)}}); err != nil {
+						return err
+					}
+					// More work after the event, longer for some.
+					time.Sleep(time.Duration((w*7+i)%3) * time.Millisecond)
+					return nil
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range writers {
+		must(t, <-errs)
+	}
+	close(done)
+	must(t, <-readerDone)
+	all, err := s.EventsSince(ctx, a.ID, 0, writers*each+1)
+	must(t, err)
+	if len(all) != writers*each {
+		t.Fatalf("%d events stored, want %d", len(all), writers*each)
+	}
+	if len(seen) != len(all) {
+		t.Fatalf("a reader following by sequence number saw %d of %d events: some became visible after later ones", len(seen), len(all))
 	}
 }
