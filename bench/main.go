@@ -1,13 +1,16 @@
 // Command bench measures PunchConnect on this machine, over loopback only,
-// bounded in time and requests, and writes bench/RESULTS.md.
+// bounded in time and requests, and appends the results to bench/RESULTS.md.
 //
-//	go run ./bench                       # every scenario, SQLite
-//	go run ./bench -scenarios ingest     # one scenario
-//	go run ./bench -database-url postgres://…   # against PostgreSQL
+//	go run ./bench                                  # every scenario on SQLite, PostgreSQL, 3 PostgreSQL nodes
+//	go run ./bench -stores sqlite -scenarios ingest # one scenario on one store
+//	go run ./bench -postgres-url postgres://…       # PostgreSQL of your own (fresh databases are made on it)
 //
-// It builds the real binary, starts `punchconnect serve` on a fresh store in a
-// temporary directory, and drives it with the device simulator's code and
-// plain HTTP clients.
+// It builds the real binary, starts `punchconnect serve` (one or three nodes)
+// on a fresh store for each scenario, and drives it with the device
+// simulator's code and plain HTTP clients. Beside each figure it measures the
+// limit of this machine for the same kind of work (limits.go). Without
+// -postgres-url it starts a throwaway PostgreSQL with .ci/start-postgres
+// when it can (root, PostgreSQL 15), and skips PostgreSQL otherwise.
 package main
 
 import (
