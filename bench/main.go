@@ -47,9 +47,7 @@ func main() {
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "punchconnect")
 	run("go", "build", "-o", bin, "./cmd/punchconnect")
-	began := time.Now()
-
-	var sections []section
+	began = time.Now()
 	for _, name := range strings.Split(*stores, ",") {
 		t, ok := targets[strings.TrimSpace(name)]
 		if !ok {
@@ -61,7 +59,8 @@ func main() {
 			continue
 		}
 		cur = t
-		sec := section{target: t}
+		sections = append(sections, section{target: t})
+		sec := &sections[len(sections)-1]
 		for _, sc := range strings.Split(*scenarios, ",") {
 			sc = strings.TrimSpace(sc)
 			fmt.Fprintf(os.Stderr, "--- %s: %s\n", t.name, sc)
@@ -88,16 +87,24 @@ func main() {
 				os.Exit(2)
 			}
 		}
-		sections = append(sections, sec)
 	}
 	stopPostgres()
-	write(sections, time.Since(began))
+	write(sections, time.Since(began), "")
 }
 
+var (
+	began    time.Time
+	sections []section // measured so far
+)
+
+// check ends the run on an error, writing what was measured before it.
 func check(err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		stopPostgres()
+		if len(sections) > 0 || cur.name != "" {
+			write(sections, time.Since(began), err.Error())
+		}
 		os.Exit(1)
 	}
 }

@@ -142,7 +142,8 @@ func loadPunches(dbURL string, devs []struct {
 		}
 		rows.Close()
 	} else {
-		rows, err := db.QueryContext(ctx, "SELECT indexdef FROM pg_indexes WHERE tablename = 'punches' AND indexname NOT LIKE '%pkey' AND schemaname = current_schema()")
+		rows, err := db.QueryContext(ctx, `SELECT indexdef FROM pg_indexes i WHERE tablename = 'punches' AND schemaname = current_schema()
+			AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)`)
 		check(err)
 		for rows.Next() {
 			var d string

@@ -153,7 +153,9 @@ func machine() string {
 	return fmt.Sprintf("%s, %d cores (%s)%s, %s/%s", host, runtime.NumCPU(), model, mem, runtime.GOOS, runtime.GOARCH)
 }
 
-func write(sections []section, took time.Duration) {
+// write appends the run's results; failed, when set, says why it stopped
+// before the end.
+func write(sections []section, took time.Duration, failed string) {
 	commit := strings.TrimSpace(output("git", "rev-parse", "--short", "HEAD"))
 	if strings.TrimSpace(output("git", "status", "--porcelain", "--untracked-files=no")) != "" {
 		commit += " (with uncommitted changes)"
@@ -163,6 +165,9 @@ func write(sections []section, took time.Duration) {
 	fmt.Fprintf(&b, "Machine: %s; %s. `go run ./bench -scenarios %s -stores %s -duration %v -query-rows %d` took %v.\n",
 		machine(), runtime.Version(), *scenarios, *stores, *duration, *queryRows, took.Round(time.Second))
 	fmt.Fprintln(&b, "Each limit is this machine doing the least work of the same kind, measured in the same run just after our figure.")
+	if failed != "" {
+		fmt.Fprintf(&b, "\n**The run stopped early:** %s\n", failed)
+	}
 	for _, sec := range sections {
 		fmt.Fprintf(&b, "\n### %s\n\n", sec.target.name)
 		if sec.skipped != "" {
