@@ -123,6 +123,11 @@ func freshDatabase() string {
 	db, err := sql.Open("pgx", *pgURL)
 	check(err)
 	defer db.Close()
+	// The previous scenario is over: its database goes, so that autovacuum
+	// working through it does not take the machine from this one.
+	for _, old := range pgDBs {
+		_, _ = db.Exec("DROP DATABASE IF EXISTS " + old + " WITH (FORCE)")
+	}
 	_, err = db.Exec("CREATE DATABASE " + name)
 	check(err)
 	pgDBs = append(pgDBs, name)

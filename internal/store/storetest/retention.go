@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"sync"
 	"testing"
@@ -96,6 +97,30 @@ func testDuty(t *testing.T, b Backend) {
 		t.Fatalf("second node ran the duty: %v", err)
 	}
 	must(t, s2.Duty(ctx, "another", func(context.Context) error { return nil }))
+
+	// The node doing the duty dies (its database session ends, as when the
+	// process is killed): another node takes the duty over at once.
+	db, err := sql.Open("pgx", u)
+	must(t, err)
+	defer db.Close()
+	var killed int
+	must(t, db.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&killed))
+	if killed == 0 {
+		t.Fatal("no session held the duty's lock")
+	}
+	took := false
+	for range 50 { // the server frees the lock as the session ends
+		if err := s2.Duty(ctx, "housekeeping", func(context.Context) error { took = true; return nil }); err == nil {
+			break
+		} else if !errors.Is(err, store.ErrDutyTaken) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !took {
+		t.Fatal("the duty stayed taken after its node died")
+	}
 	close(release)
 	wg.Wait()
 	must(t, s2.Duty(ctx, "housekeeping", func(context.Context) error { return nil }))
