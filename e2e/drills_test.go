@@ -90,23 +90,30 @@ func TestDiskFull(t *testing.T) {
 	if err := unix.Prlimit(pid, unix.RLIMIT_FSIZE, &free, nil); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range fleet.Devices {
-		for d.Pending() > 0 {
-			if _, err := d.Upload(ctx, 100); err != nil {
-				t.Fatalf("after space returned: %v", err)
-			}
-		}
-	}
+	made := allStoredOnce(t, api, fleet, "after space returned")
+	t.Logf("%d uploads refused while the disk was full; all %d records stored once afterwards", refused, made)
+	p.signal(syscall.SIGTERM)
+}
+
+// allStoredOnce lets every device send what it still holds, checks that
+// each distinct record the fleet made is stored exactly once (accepted or
+// held back), and returns how many that is.
+func allStoredOnce(t *testing.T, api *apitest.Client, fleet *simulator.Fleet, when string) int {
+	t.Helper()
 	made := 0
 	for _, d := range fleet.Devices {
+		for d.Pending() > 0 {
+			if _, err := d.Upload(context.Background(), 100); err != nil {
+				t.Fatalf("%s: %v", when, err)
+			}
+		}
 		made += d.Distinct()
 	}
 	stored := total(t, api, "/v1/attendance?per_page=1") + total(t, api, "/v1/attendance/rejected?per_page=1")
 	if stored != made {
-		t.Fatalf("%d records made, %d stored", made, stored)
+		t.Fatalf("%s: %d records made, %d stored", when, made, stored)
 	}
-	t.Logf("%d uploads refused while the disk was full; all %d records stored once afterwards", refused, made)
-	p.signal(syscall.SIGTERM)
+	return made
 }
 
 // privatePostgres starts a PostgreSQL cluster of its own (the drill
@@ -194,21 +201,7 @@ func TestPostgresRestartAndReadOnly(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	cancel()
 	wg.Wait()
-	for _, d := range fleet.Devices {
-		for d.Pending() > 0 {
-			if _, err := d.Upload(context.Background(), 100); err != nil {
-				t.Fatalf("after the drills: %v", err)
-			}
-		}
-	}
-	made := 0
-	for _, d := range fleet.Devices {
-		made += d.Distinct()
-	}
-	stored := total(t, api, "/v1/attendance?per_page=1") + total(t, api, "/v1/attendance/rejected?per_page=1")
-	if stored != made {
-		t.Fatalf("%d records made, %d stored", made, stored)
-	}
+	made := allStoredOnce(t, api, fleet, "after the drills")
 	if failuresReadOnly == 0 {
 		t.Fatal("no request failed while the database was read-only; the drill proves nothing")
 	}
