@@ -54,7 +54,7 @@ func drive(workers, maxPer int, deadline time.Time, do func(w, k int) error) (in
 // one device batch, each commit durable; writers at once (SQLite has one
 // writer whatever the number). Returns rows per second.
 func limitInsert(s *server, rows, writers int) float64 {
-	db, driver := openStoreDB(s.storeURL(), true)
+	db, driver := openStoreDB(s.storeURL())
 	defer db.Close()
 	ctx := context.Background()
 	var acct string

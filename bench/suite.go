@@ -226,19 +226,15 @@ func ms(d time.Duration) string {
 }
 
 // openStoreDB opens the store of s with database/sql, for the limits that
-// write to it directly.
-func openStoreDB(storeURL string, durable bool) (*sql.DB, string) {
+// write to it directly; commits are as durable as the server's.
+func openStoreDB(storeURL string) (*sql.DB, string) {
 	if strings.HasPrefix(storeURL, "postgres") {
 		db, err := sql.Open("pgx", storeURL)
 		check(err)
 		return db, "pgx"
 	}
-	sync := "FULL"
-	if !durable {
-		sync = "OFF"
-	}
 	db, err := sql.Open("sqlite", "file:"+strings.TrimPrefix(storeURL, "sqlite://")+
-		"?_pragma=journal_mode(WAL)&_pragma=synchronous("+sync+")&_pragma=busy_timeout(10000)&_pragma=cache_size(-65536)&_txlock=immediate")
+		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=cache_size(-65536)&_txlock=immediate")
 	check(err)
 	db.SetMaxOpenConns(1)
 	return db, "sqlite"

@@ -277,8 +277,9 @@ func (s *Store) Close() error {
 }
 
 // Optimize refreshes the statistics the query planner uses. SQLite gathers
-// them only when asked (PRAGMA optimize is cheap when nothing changed);
-// PostgreSQL's autovacuum does it on its own.
+// them only when asked (PRAGMA optimize is cheap when nothing changed); on
+// PostgreSQL autovacuum does it within a minute or so, and RefreshStatistics
+// (which the server also runs every few seconds) sooner.
 func (s *Store) Optimize(ctx context.Context) error {
 	if s.dialect != SQLite {
 		_, err := s.RefreshStatistics(ctx)
