@@ -73,41 +73,31 @@ const (
 // firmware refuses), with the fields known and no others, so nothing on the
 // device is cleared by a field sent empty.
 func syncLine(d attendance.Device, u user) string {
-	chinese := Chinese(d)
-	var kv []string
-	add := func(key string, v *string) {
-		if v != nil {
-			kv = append(kv, key+"="+*v)
-		}
+	// The two dialects name the same fields differently, and order the
+	// last three differently.
+	type field struct {
+		key string
+		v   *string
 	}
+	command, pinKey, priKey := "DATA UPDATE USERINFO ", "PIN", "Pri"
+	last := []field{{"Passwd", u.password}, {"Card", u.card}, {"Grp", u.group}}
 	if security(d) {
-		kv = append(kv, "Pin="+u.pin)
-		if u.name != nil {
-			n := deviceName(*u.name, chinese)
-			add("Name", &n)
-		}
-		if u.privilege != nil {
-			p := strconv.Itoa(*u.privilege)
-			add("Privilege", &p)
-		}
-		add("CardNo", u.card)
-		add("Password", u.password)
-		add("Group", u.group)
-		return "DATA UPDATE user " + strings.Join(kv, "\t")
+		command, pinKey, priKey = "DATA UPDATE user ", "Pin", "Privilege"
+		last = []field{{"CardNo", u.card}, {"Password", u.password}, {"Group", u.group}}
 	}
-	kv = append(kv, "PIN="+u.pin)
+	kv := []string{pinKey + "=" + u.pin}
 	if u.name != nil {
-		n := deviceName(*u.name, chinese)
-		add("Name", &n)
+		kv = append(kv, "Name="+deviceName(*u.name, Chinese(d)))
 	}
 	if u.privilege != nil {
-		p := strconv.Itoa(*u.privilege)
-		add("Pri", &p)
+		kv = append(kv, priKey+"="+strconv.Itoa(*u.privilege))
 	}
-	add("Passwd", u.password)
-	add("Card", u.card)
-	add("Grp", u.group)
-	return "DATA UPDATE USERINFO " + strings.Join(kv, "\t")
+	for _, f := range last {
+		if f.v != nil {
+			kv = append(kv, f.key+"="+*f.v)
+		}
+	}
+	return command + strings.Join(kv, "\t")
 }
 
 // deleteLine removes a user, with their templates and photo.
