@@ -138,10 +138,16 @@ var keyLine = regexp.MustCompile(`API key: (pcsk_\S+)`)
 // startServer starts the current target on a fresh store.
 func startServer(bin, dir string, extra ...string) *server {
 	s := &server{dbURL: freshDatabase()}
-	return s.start(bin, dir, extra...)
+	s.start(bin, dir, extra...)
+	if s.key == "" {
+		check(fmt.Errorf("no API key printed: the store was not empty"))
+	}
+	return s
 }
 
-func (s *server) start(bin, dir string, extra ...string) *server {
+// start starts the target's nodes on s's store; key is what the first
+// printed (only an empty store makes one).
+func (s *server) start(bin, dir string, extra ...string) {
 	for i := range cur.nodes {
 		work, err := os.MkdirTemp(dir, "srv")
 		check(err)
@@ -152,15 +158,11 @@ func (s *server) start(bin, dir string, extra ...string) *server {
 		n, key := startNode(bin, work, i == 0, args...)
 		if i == 0 {
 			s.key = key
-			if s.key == "" {
-				check(fmt.Errorf("no API key printed: the store was not empty"))
-			}
 		}
 		s.nodes = append(s.nodes, n)
 		s.urls = append(s.urls, n.url)
 	}
 	s.url = s.urls[0]
-	return s
 }
 
 // deviceURL is the node device i talks to.
@@ -217,14 +219,8 @@ func (s *server) stop() {
 // restart starts the stopped deployment again on the same store.
 func (s *server) restart(bin, dir string) *server {
 	r := &server{dbURL: s.storeURL()}
-	for i := range cur.nodes {
-		work, err := os.MkdirTemp(dir, "srv")
-		check(err)
-		n, _ := startNode(bin, work, i == 0, "--addr", "127.0.0.1:0", "--database-url", r.dbURL)
-		r.nodes = append(r.nodes, n)
-		r.urls = append(r.urls, n.url)
-	}
-	r.url, r.key = r.urls[0], s.key
+	r.start(bin, dir)
+	r.key = s.key
 	return r
 }
 

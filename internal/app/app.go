@@ -317,8 +317,7 @@ func (m *Main) bootstrap(ctx context.Context) error {
 	return nil
 }
 
-// sweep deletes expired idempotency keys and old rate-limit counters and
-// refreshes the planner's statistics, hourly.
+// sweep runs housekeeping hourly.
 func (m *Main) sweep(ctx context.Context) {
 	every(ctx, sweepInterval, func() { m.housekeeping(ctx) })
 }
@@ -345,8 +344,9 @@ func (m *Main) refreshStatistics(ctx context.Context) {
 }
 
 // housekeeping deletes expired idempotency keys, old rate-limit counters
-// and whatever the retention settings let go, and refreshes the planner's
-// statistics — on one node of the cluster at a time.
+// and whatever the retention settings let go, and refreshes SQLite's
+// planner statistics (PostgreSQL's: refreshStatistics) — on one node of the
+// cluster at a time.
 func (m *Main) housekeeping(ctx context.Context) {
 	err := m.Store.Duty(ctx, "housekeeping", func(ctx context.Context) error {
 		if n, err := m.Store.SweepIdempotencyKeys(ctx); err != nil {

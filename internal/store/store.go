@@ -276,14 +276,13 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-// Optimize refreshes the statistics the query planner uses. SQLite gathers
-// them only when asked (PRAGMA optimize is cheap when nothing changed); on
-// PostgreSQL autovacuum does it within a minute or so, and RefreshStatistics
-// (which the server also runs every few seconds) sooner.
+// Optimize refreshes the statistics the query planner uses on SQLite, which
+// gathers them only when asked (PRAGMA optimize is cheap when nothing
+// changed). On PostgreSQL autovacuum does it within a minute or so, and
+// RefreshStatistics, which the server runs every few seconds, sooner.
 func (s *Store) Optimize(ctx context.Context) error {
 	if s.dialect != SQLite {
-		_, err := s.RefreshStatistics(ctx)
-		return err
+		return nil
 	}
 	_, err := s.write.ExecContext(ctx, "PRAGMA optimize")
 	return err
