@@ -252,10 +252,8 @@ func (e *endpoint) commit(ctx context.Context, w *attendance.Webhook, out *outco
 	return e.d.cfg.Store.InTx(ctx, func(tx *store.Tx) error {
 		*w = before // InTx may run this again
 		failed := out.failed
-		for _, del := range out.updated {
-			if err := tx.UpdateDelivery(ctx, del); err != nil {
-				return err
-			}
+		if err := tx.UpdateDeliveries(ctx, out.updated); err != nil {
+			return err
 		}
 		if err := tx.InsertAttempts(ctx, out.attempts); err != nil {
 			return err

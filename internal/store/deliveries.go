@@ -206,13 +206,30 @@ func (s *Store) RepairDue(ctx context.Context) (int, error) {
 	return int(n), nil
 }
 
-// UpdateDelivery writes the outcome of an attempt on a delivery.
-func (tx *Tx) UpdateDelivery(ctx context.Context, d *attendance.Delivery) error {
-	_, err := tx.exec(ctx, `UPDATE deliveries SET status = ?, isolated = ?, attempts = ?, slot = ?, next_attempt_at = ?, last_attempt_at = ?,
-		last_status_code = ?, last_error = ?, delivered_at = ?, failed_at = ? WHERE id = ?`,
-		d.Status, d.Isolated, d.Attempts, d.Slot, micros(d.NextAttemptAt), micros(d.LastAttemptAt), d.LastStatusCode, d.LastError,
-		micros(d.DeliveredAt), micros(d.FailedAt), d.ID)
-	return err
+// UpdateDeliveries writes the outcomes of attempts on deliveries, a chunk
+// of them per statement (an endpoint's batch is one round trip, not one per
+// delivery).
+func (tx *Tx) UpdateDeliveries(ctx context.Context, ds []*attendance.Delivery) error {
+	const cols = 11
+	row := "(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BOOLEAN), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), " +
+		"CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT))"
+	for start := 0; start < len(ds); start += insertChunk {
+		chunk := ds[start:min(start+insertChunk, len(ds))]
+		args := make([]any, 0, len(chunk)*cols)
+		for _, d := range chunk {
+			args = append(args, d.ID, d.Status, d.Isolated, d.Attempts, d.Slot, micros(d.NextAttemptAt), micros(d.LastAttemptAt), d.LastStatusCode,
+				d.LastError, micros(d.DeliveredAt), micros(d.FailedAt))
+		}
+		_, err := tx.exec(ctx, `WITH v (id, status, isolated, attempts, slot, next_attempt_at, last_attempt_at, last_status_code, last_error, delivered_at, failed_at)
+			AS (VALUES `+strings.Repeat(row+", ", len(chunk)-1)+row+`)
+			UPDATE deliveries SET status = v.status, isolated = v.isolated, attempts = v.attempts, slot = v.slot, next_attempt_at = v.next_attempt_at,
+			last_attempt_at = v.last_attempt_at, last_status_code = v.last_status_code, last_error = v.last_error, delivered_at = v.delivered_at,
+			failed_at = v.failed_at FROM v WHERE deliveries.id = v.id`, args...)
+		if err != nil {
+			return fmt.Errorf("update deliveries: %w", err)
+		}
+	}
+	return nil
 }
 
 // InsertAttempts logs attempts.

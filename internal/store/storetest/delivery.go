@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ func runDelivery(t *testing.T, b Backend) {
 	t.Run("Webhooks", func(t *testing.T) { testWebhooks(t, b) })
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, b) })
 	t.Run("EventCommitOrder", func(t *testing.T) { testEventCommitOrder(t, b) })
+	t.Run("UpdateDeliveries", func(t *testing.T) { testUpdateDeliveries(t, b) })
 	t.Run("Leases", func(t *testing.T) { testLeases(t, b) })
 	t.Run("RetrySlots", func(t *testing.T) { testRetrySlots(t, b) })
 	t.Run("Replay", func(t *testing.T) { testReplay(t, b) })
@@ -447,5 +449,35 @@ func testEventCommitOrder(t *testing.T, b Backend) {
 	}
 	if len(seen) != len(all) {
 		t.Fatalf("a reader following by sequence number saw %d of %d events: some became visible after later ones", len(seen), len(all))
+	}
+}
+
+// testUpdateDeliveries: one call writes each delivery's own outcome, every
+// field, and leaves the others alone.
+func testUpdateDeliveries(t *testing.T, b Backend) {
+	ctx, clock, s, a, w := hookFixture(t, b)
+	RecordEvents(t, s, a.ID, attendance.EventDeviceStatus, 4)
+	ds := deliveriesOf(t, s, a.ID, store.DeliveryList{WebhookID: w.ID})
+	if len(ds) != 4 {
+		t.Fatalf("%d deliveries, want 4", len(ds))
+	}
+	now := clock.Now()
+	ds[0].Status, ds[0].Attempts, ds[0].LastAttemptAt, ds[0].LastStatusCode, ds[0].DeliveredAt = attendance.DeliveryDelivered, 1, now, 200, now.Add(time.Millisecond)
+	ds[1].Isolated, ds[1].Attempts, ds[1].Slot, ds[1].NextAttemptAt, ds[1].LastStatusCode, ds[1].LastError =
+		true, 2, 3, now.Add(time.Hour), 422, `rejected: "bad" payload`
+	ds[2].Status, ds[2].Attempts, ds[2].Slot, ds[2].FailedAt, ds[2].LastError, ds[2].NextAttemptAt =
+		attendance.DeliveryFailed, 9, 9, now, "connection refused", time.Time{}
+	want := slices.Clone(ds)
+	must(t, s.InTx(ctx, func(tx *store.Tx) error {
+		return tx.UpdateDeliveries(ctx, []*attendance.Delivery{&ds[0], &ds[1], &ds[2]})
+	}))
+	got := deliveriesOf(t, s, a.ID, store.DeliveryList{WebhookID: w.ID})
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.ID != w.ID || g.Status != w.Status || g.Isolated != w.Isolated || g.Attempts != w.Attempts || g.Slot != w.Slot ||
+			!g.NextAttemptAt.Equal(w.NextAttemptAt) || !g.LastAttemptAt.Equal(w.LastAttemptAt) || g.LastStatusCode != w.LastStatusCode ||
+			g.LastError != w.LastError || !g.DeliveredAt.Equal(w.DeliveredAt) || !g.FailedAt.Equal(w.FailedAt) {
+			t.Errorf("delivery %d:\n got %+v\nwant %+v", i, g, w)
+		}
 	}
 }

@@ -30,9 +30,9 @@ func testRetention(t *testing.T, b Backend) {
 	must(t, s.InTx(ctx, func(tx *store.Tx) error {
 		for i := range ds[:2] {
 			ds[i].Status, ds[i].Attempts, ds[i].DeliveredAt = attendance.DeliveryDelivered, 1, clock.Now()
-			if err := tx.UpdateDelivery(ctx, &ds[i]); err != nil {
-				return err
-			}
+		}
+		if err := tx.UpdateDeliveries(ctx, []*attendance.Delivery{&ds[0], &ds[1]}); err != nil {
+			return err
 		}
 		return tx.InsertAttempts(ctx, []attendance.Attempt{{DeliveryID: ds[0].ID, Attempt: 1, StartedAt: clock.Now(), StatusCode: 200}})
 	}))
