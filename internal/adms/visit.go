@@ -154,7 +154,7 @@ func (v *visit) options() OptionsConfig {
 }
 
 func (v *visit) location() *time.Location {
-	loc, err := time.LoadLocation(v.dev.Timezone)
+	loc, err := attendance.Location(v.dev.Timezone)
 	if err != nil {
 		return time.UTC // a stored zone is always valid; UTC keeps a broken row usable
 	}

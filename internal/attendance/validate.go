@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"sync"
 	"time"
 	_ "time/tzdata" // IANA zones even on machines without /usr/share/zoneinfo
 	"unicode"
@@ -32,11 +33,30 @@ func LoadTimezone(param, name string) (*time.Location, error) {
 		return nil, Errorf(CodeInvalidTimezone, param,
 			"%q is not an IANA time zone name; use a name such as \"Europe/Paris\", \"Asia/Kolkata\" or \"UTC\".", name)
 	}
-	loc, err := time.LoadLocation(name)
+	loc, err := Location(name)
 	if err != nil {
 		return nil, Errorf(CodeInvalidTimezone, param,
 			"%q is not an IANA time zone name; use a name such as \"Europe/Paris\", \"Asia/Kolkata\" or \"UTC\".", name)
 	}
+	return loc, nil
+}
+
+// locations caches the zones Location loaded: time.LoadLocation reads and
+// parses the zone's file on every call, and every device request needs its
+// device's zone. Only valid names are kept, so the cache is bounded by the
+// zone database (some 600 names).
+var locations sync.Map // name → *time.Location
+
+// Location is time.LoadLocation, cached.
+func Location(name string) (*time.Location, error) {
+	if loc, ok := locations.Load(name); ok {
+		return loc.(*time.Location), nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	locations.Store(name, loc)
 	return loc, nil
 }
 

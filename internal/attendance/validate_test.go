@@ -3,6 +3,7 @@ package attendance
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestNormalizeSerial(t *testing.T) {
@@ -166,5 +167,29 @@ func TestAPIKey(t *testing.T) {
 	}
 	if HashAPIKey("a") == HashAPIKey("b") {
 		t.Fatal("hash collision")
+	}
+}
+
+// Location loads a zone once and hands out the same one after; names that
+// are not zones fail every time and are not kept.
+func TestLocationCached(t *testing.T) {
+	a, err := Location("Asia/Kolkata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Location("Asia/Kolkata")
+	if err != nil || a != b {
+		t.Fatalf("second load: %p, %v; want the cached %p", b, err, a)
+	}
+	if at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).In(a); at.Hour() != 5 || at.Minute() != 30 {
+		t.Fatalf("Asia/Kolkata puts midnight UTC at %s", at.Format("15:04"))
+	}
+	for range 2 {
+		if _, err := Location("Mars/Olympus_Mons"); err == nil {
+			t.Fatal("an unknown zone loaded")
+		}
+	}
+	if _, ok := locations.Load("Mars/Olympus_Mons"); ok {
+		t.Fatal("an unknown zone was cached")
 	}
 }

@@ -102,7 +102,7 @@ func (h history) nearOnDevice(employeeID, deviceID string, t time.Time, window t
 // attendance.punch event, or rejected with its reason. Records are taken in
 // the order given, so an offline backlog keeps the device's order.
 func Process(ctx context.Context, tx *store.Tx, b Batch) ([]Result, error) {
-	loc, err := time.LoadLocation(b.Device.Timezone)
+	loc, err := attendance.Location(b.Device.Timezone)
 	if err != nil {
 		return nil, fmt.Errorf("device %s timezone: %w", b.Device.ID, err)
 	}
