@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -146,13 +147,16 @@ type harness struct {
 	disp    *delivery.Dispatcher
 	sink    *mail.Sink
 	slots   []time.Duration
+	batch   int // deliveries a step sends; 0: the default
 }
 
-func newHarness(t *testing.T, b storetest.Backend) *harness {
+func newHarness(t *testing.T, b storetest.Backend) *harness { return newHarnessBatch(t, b, 0) }
+
+func newHarnessBatch(t *testing.T, b storetest.Backend, batch int) *harness {
 	clock := storetest.NewClock(storetest.Epoch)
 	s := b.Open(t, store.Options{Now: clock.Now})
 	acct, _ := storetest.NewAccount(t, s, "Acme")
-	h := &harness{t: t, clock: clock, store: s, account: acct}
+	h := &harness{t: t, clock: clock, store: s, account: acct, batch: batch}
 	h.slots, _ = delivery.ParseSchedule(delivery.DefaultSchedule)
 	sink, err := mail.StartSink()
 	if err != nil {
@@ -175,7 +179,7 @@ func (h *harness) start(t *testing.T, owner string) *delivery.Dispatcher {
 	sender := delivery.NewSender(time.Second, true, "test", h.clock.Now)
 	d, err := delivery.NewDispatcher(delivery.Config{
 		Store: h.store, Sender: sender, Logger: quiet, Now: h.clock.Now, Slots: h.slots, PublicURL: "http://api.test", Owner: owner,
-		Poll: 10 * time.Millisecond, Linger: 30 * time.Millisecond, Notify: notifier.Kick,
+		Poll: 10 * time.Millisecond, Linger: 30 * time.Millisecond, Notify: notifier.Kick, BatchSize: h.batch,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -428,6 +432,61 @@ func TestOutageQueuesThenDrainsInOrder(t *testing.T) {
 		if st := h.readWebhook(w.ID); st.State != attendance.WebhookHealthy || !st.FailingSince.IsZero() {
 			t.Fatalf("after recovery: state %q failing_since %v", st.State, st.FailingSince)
 		}
+	})
+}
+
+// TestBacklogFlowsBatchAfterBatch: a backlog many batches long (batches of
+// 7 here) drains in order, each event sent once: the reads of each next
+// batch are made while the one before it is sent, and must pick up exactly
+// where it ends, also when a batch is cut short by a rejected event.
+func TestBacklogFlowsBatchAfterBatch(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarnessBatch(t, b, 7)
+		rc := newReceiver(t)
+		var poison string
+		rc.setAnswer(func(r received) int {
+			if r.EventID == poison {
+				return http.StatusUnprocessableEntity
+			}
+			return http.StatusInternalServerError
+		})
+		w := h.webhook(rc.URL)
+		want := h.emit(100)
+		poison = want[45]
+		rc.waitN(t, 1)
+		rc.quiet(t, 1)
+		rc.setAnswer(func(r received) int {
+			if r.EventID == poison {
+				return http.StatusUnprocessableEntity
+			}
+			return http.StatusOK
+		})
+		h.advance(time.Minute)
+		others := slices.Concat(want[:45], want[46:])
+		got := rc.waitFor(t, "the backlog", func(got []received) bool { return len(delivered(got)) >= len(others) })
+		if ids := delivered(got); !equal(ids, others) {
+			t.Fatalf("backlog drained out of order:\n got %v\nwant %v", ids, others)
+		}
+		ok := 0
+		for _, r := range got {
+			if r.Status == http.StatusOK {
+				ok++
+			}
+		}
+		if ok != len(others) {
+			t.Fatalf("%d events taken, %d sent with 200: some were sent twice", len(others), ok)
+		}
+		h.waitDeliveries(w.ID, "all but the rejected event delivered, it isolated", func(ds []attendance.Delivery) bool {
+			done := len(ds) == len(want)
+			for _, d := range ds {
+				if d.EventID == poison {
+					done = done && d.Isolated && d.Status == attendance.DeliveryPending
+				} else {
+					done = done && d.Status == attendance.DeliveryDelivered
+				}
+			}
+			return done
+		})
 	})
 }
 

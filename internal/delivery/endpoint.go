@@ -25,6 +25,56 @@ type endpoint struct {
 	pending chan error
 	after   attendance.Delivery
 	w       attendance.Webhook
+
+	// next carries the reads of the step after a full batch, made while
+	// the batch is being sent (prefetch): on PostgreSQL each is a round
+	// trip that would otherwise stand between two batches.
+	next chan reads
+}
+
+// reads is what a step reads before it sends: the endpoint, its isolated
+// deliveries due, and the batch of its queue after a delivery.
+type reads struct {
+	after    string // the ID of the delivery the queue was read after
+	w        attendance.Webhook
+	ok       bool
+	isolated []attendance.Delivery
+	queue    []attendance.Delivery
+	err      error
+}
+
+// prefetch reads, in the background, what the next step needs if the
+// batch ending with after is delivered.
+func (e *endpoint) prefetch(ctx context.Context, after attendance.Delivery) {
+	st := e.d.cfg.Store
+	ch := make(chan reads, 1)
+	e.next = ch
+	go func() {
+		r := reads{after: after.ID}
+		r.w, r.ok, r.err = st.ReadWebhook(ctx, e.id)
+		if r.err == nil {
+			r.isolated, r.err = st.DueIsolated(ctx, e.id, e.d.cfg.Now(), isolatedPerStep)
+		}
+		if r.err == nil {
+			r.queue, r.err = st.QueueAfter(ctx, e.id, after.EventSeq, after.Seq, e.d.cfg.BatchSize)
+		}
+		ch <- r
+	}()
+}
+
+// prefetched returns the reads prefetch made for this step, if the step
+// before delivered its whole batch (its commit is in flight) and they are
+// after it; nil: read afresh.
+func (e *endpoint) prefetched() *reads {
+	if e.next == nil {
+		return nil
+	}
+	r := <-e.next
+	e.next = nil
+	if r.err != nil || e.pending == nil || r.after != e.after.ID {
+		return nil
+	}
+	return &r
 }
 
 // outcome is what one step did, committed in one transaction.
@@ -59,8 +109,13 @@ func (e *endpoint) settle() error {
 // queue flows — and reports whether it did anything.
 func (e *endpoint) step(ctx context.Context) (bool, error) {
 	st := e.d.cfg.Store
-	w, ok, err := st.ReadWebhook(ctx, e.id)
-	if err != nil {
+	pre := e.prefetched()
+	var w attendance.Webhook
+	var ok bool
+	var err error
+	if pre != nil {
+		w, ok = pre.w, pre.ok
+	} else if w, ok, err = st.ReadWebhook(ctx, e.id); err != nil {
 		return false, errors.Join(err, e.settle())
 	}
 	if e.pending != nil {
@@ -77,8 +132,10 @@ func (e *endpoint) step(ctx context.Context) (bool, error) {
 	}
 	out := &outcome{now: now}
 
-	isolated, err := st.DueIsolated(ctx, w.ID, now, isolatedPerStep)
-	if err != nil {
+	var isolated []attendance.Delivery
+	if pre != nil {
+		isolated = pre.isolated
+	} else if isolated, err = st.DueIsolated(ctx, w.ID, now, isolatedPerStep); err != nil {
 		return false, errors.Join(err, e.settle())
 	}
 	for i := range isolated {
@@ -99,13 +156,21 @@ func (e *endpoint) step(ctx context.Context) (bool, error) {
 	}
 	var queue []attendance.Delivery
 	if probe && w.Enabled && ctx.Err() == nil {
-		if e.pending != nil {
+		switch {
+		case pre != nil && e.pending != nil:
+			queue = pre.queue
+		case e.pending != nil:
 			queue, err = st.QueueAfter(ctx, w.ID, e.after.EventSeq, e.after.Seq, e.d.cfg.BatchSize)
-		} else {
+		default:
 			queue, err = st.QueueHead(ctx, w.ID, e.d.cfg.BatchSize)
 		}
 		if err != nil {
 			return false, errors.Join(err, e.settle())
+		}
+		if len(queue) == e.d.cfg.BatchSize && len(isolated) == 0 {
+			// A full batch that may flow: the next step's reads are
+			// made while it is sent.
+			e.prefetch(ctx, queue[len(queue)-1])
 		}
 		e.drain(ctx, &w, queue, out)
 		out.clean = len(isolated) == 0 && len(queue) == e.d.cfg.BatchSize && !out.consume && !out.disabled &&
