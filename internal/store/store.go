@@ -69,8 +69,9 @@ type Store struct {
 	path string
 	// committer gathers concurrent SQLite transactions into one commit.
 	committer *committer
-	// Prepared statements of the SQLite read pool (nil on PostgreSQL).
-	readStmts *stmtCache
+	// Prepared statements of the SQLite read and write pools (nil on
+	// PostgreSQL).
+	readStmts, writeStmts *stmtCache
 	// signals are this node's in-process notices of committed work.
 	signals *signals
 	// background is the Store of background work (delivery, e-mail,
@@ -205,6 +206,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		s.read.SetMaxOpenConns(readers)
 		s.read.SetMaxIdleConns(readers)
 		s.readStmts = newStmtCache(s.read)
+		s.writeStmts = newStmtCache(s.write)
 	default:
 		return nil, fmt.Errorf("database URL %q: want sqlite://PATH or postgres://…", redactURL(rawURL))
 	}
@@ -263,6 +265,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the connection pools.
 func (s *Store) Close() error {
 	s.readStmts.close()
+	s.writeStmts.close()
 	var errs []error
 	if s.read != nil && s.read != s.write {
 		errs = append(errs, s.read.Close())
@@ -367,15 +370,32 @@ type preparer interface {
 // stmtCache holds prepared statements of one pool or transaction. The set
 // of statement texts is bounded by the code; maxCachedStmts guards against a
 // mistake making it unbounded. A nil cache prepares nothing.
+//
+// The cache of a transaction on SQLite's writer draws on its pool's (shared):
+// that pool has one connection, so a statement the pool prepared once is
+// used by every later transaction without being parsed again. The pool can
+// only prepare while no transaction holds the connection, so a transaction
+// prepares what the pool lacks for itself and notes it (missed); inTx has
+// the pool prepare those once the transaction has ended.
 type stmtCache struct {
 	p  preparer
 	mu sync.Mutex
 	m  map[string]*sql.Stmt
+
+	tx     *sql.Tx
+	shared *stmtCache
+	missed []string
 }
 
 const maxCachedStmts = 2000
 
 func newStmtCache(p preparer) *stmtCache { return &stmtCache{p: p, m: map[string]*sql.Stmt{}} }
+
+// newTxStmtCache is the cache of a transaction on the pool whose cache is
+// shared.
+func newTxStmtCache(tx *sql.Tx, shared *stmtCache) *stmtCache {
+	return &stmtCache{p: tx, m: map[string]*sql.Stmt{}, tx: tx, shared: shared}
+}
 
 func (sc *stmtCache) get(ctx context.Context, query string) *sql.Stmt {
 	if sc == nil {
@@ -389,12 +409,48 @@ func (sc *stmtCache) get(ctx context.Context, query string) *sql.Stmt {
 	if len(sc.m) >= maxCachedStmts {
 		return nil
 	}
+	if sc.shared != nil {
+		sc.shared.mu.Lock()
+		ps := sc.shared.m[query]
+		sc.shared.mu.Unlock()
+		if ps != nil {
+			st := sc.tx.StmtContext(ctx, ps)
+			sc.m[query] = st
+			return st
+		}
+		sc.missed = append(sc.missed, query)
+	}
 	st, err := sc.p.PrepareContext(ctx, query)
 	if err != nil {
 		return nil // run it unprepared: the error, if real, surfaces there
 	}
 	sc.m[query] = st
 	return st
+}
+
+// prepare adds the statements of queries that it lacks; the pool must be
+// free to prepare them (no transaction of this goroutine open on it).
+func (sc *stmtCache) prepare(ctx context.Context, queries []string) {
+	for _, q := range queries {
+		sc.mu.Lock()
+		_, ok := sc.m[q]
+		full := len(sc.m) >= maxCachedStmts
+		sc.mu.Unlock()
+		if ok || full {
+			continue
+		}
+		st, err := sc.p.PrepareContext(ctx, q)
+		if err != nil {
+			continue // prepared again by the next transaction that needs it
+		}
+		sc.mu.Lock()
+		if _, ok := sc.m[q]; ok {
+			st.Close()
+		} else {
+			sc.m[q] = st
+		}
+		sc.mu.Unlock()
+	}
 }
 
 func (sc *stmtCache) close() {
@@ -510,16 +566,21 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
+	tx := &Tx{conn: conn{q: sqlTx, dialect: s.dialect}, store: s, Now: s.Now()}
+	if s.dialect == SQLite {
+		tx.stmts = newTxStmtCache(sqlTx, s.writeStmts) // its statements close with the transaction
+	}
 	committed := false
 	defer func() {
 		if !committed { // an error or a panic in fn
 			_ = sqlTx.Rollback()
 		}
+		if tx.stmts != nil && len(tx.stmts.missed) > 0 {
+			// The connection is free again: the pool prepares what this
+			// transaction had to prepare for itself.
+			s.writeStmts.prepare(context.WithoutCancel(ctx), tx.stmts.missed)
+		}
 	}()
-	tx := &Tx{conn: conn{q: sqlTx, dialect: s.dialect}, store: s, Now: s.Now()}
-	if s.dialect == SQLite {
-		tx.stmts = newStmtCache(sqlTx) // closed with the transaction
-	}
 	if err := fn(tx); err != nil {
 		return err
 	}
