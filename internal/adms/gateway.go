@@ -200,7 +200,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var rep reply
 	var unclaimed bool
 	err = g.cfg.Store.InTxShared(ctx, func(tx *store.Tx) error {
-		dev, found, err := tx.DeviceBySerial(ctx, serial)
+		dev, acct, found, err := tx.DeviceAndAccount(ctx, serial)
 		if err != nil {
 			return err
 		}
@@ -212,10 +212,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err := checkAccess(dev, req); err != nil {
 			return err
 		}
-		v, err := g.newVisit(ctx, tx, dev, req)
-		if err != nil {
-			return err
-		}
+		v := g.newVisit(tx, dev, acct, req)
 		rep, err = v.serve(ctx)
 		if err != nil {
 			return err

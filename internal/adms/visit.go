@@ -52,14 +52,10 @@ type visit struct {
 	replay bool // processing a held upload: no contact, no clock samples
 }
 
-func (g *Gateway) newVisit(ctx context.Context, tx *store.Tx, dev attendance.Device, req request) (*visit, error) {
-	acct, err := tx.Account(ctx, dev.AccountID)
-	if err != nil {
-		return nil, err
-	}
+func (g *Gateway) newVisit(tx *store.Tx, dev attendance.Device, acct attendance.Account, req request) *visit {
 	v := &visit{g: g, tx: tx, dev: dev, acct: acct, req: req}
 	v.contact()
-	return v, nil
+	return v
 }
 
 // contact records that the device reached us: last seen, address, and the

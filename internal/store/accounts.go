@@ -17,14 +17,24 @@ const accountCols = "id, name, email, timezone, direction_mode, day_start_minute
 
 func scanAccount(r scanner) (attendance.Account, error) {
 	var a attendance.Account
+	dest, finish := accountDest(&a)
+	err := r.Scan(dest...)
+	finish()
+	return a, err
+}
+
+// accountDest is where a row of accountCols scans into a, and what turns
+// the scanned values into a's fields once it has.
+func accountDest(a *attendance.Account) ([]any, func()) {
 	var created int64
 	var mode string
-	err := r.Scan(&a.ID, &a.Name, &a.Email, &a.Settings.Timezone, &mode,
-		&a.Settings.DayStartMinutes, &a.Settings.DedupWindowSeconds, &a.Settings.EarliestPunchDate,
-		&a.Settings.MaxPunchAgeDays, &a.Settings.MaxPunchFutureHours, &a.Settings.AutoSyncEmployees, &created)
-	a.Settings.DirectionMode = attendance.DirectionMode(mode)
-	a.CreatedAt = fromMicros(created)
-	return a, err
+	return []any{&a.ID, &a.Name, &a.Email, &a.Settings.Timezone, &mode,
+			&a.Settings.DayStartMinutes, &a.Settings.DedupWindowSeconds, &a.Settings.EarliestPunchDate,
+			&a.Settings.MaxPunchAgeDays, &a.Settings.MaxPunchFutureHours, &a.Settings.AutoSyncEmployees, &created},
+		func() {
+			a.Settings.DirectionMode = attendance.DirectionMode(mode)
+			a.CreatedAt = fromMicros(created)
+		}
 }
 
 // CreateAccount makes an account and its first API key. The key is returned

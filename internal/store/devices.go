@@ -30,42 +30,52 @@ const deviceCols = `id, account_id, serial_number, name, site, timezone, directi
 
 func scanDevice(r scanner) (attendance.Device, error) {
 	var d attendance.Device
+	dest, finish := deviceDest(&d)
+	if err := r.Scan(dest...); err != nil {
+		return d, err
+	}
+	return d, finish()
+}
+
+// deviceDest is where a row of deviceCols scans into d, and what turns the
+// scanned values into d's fields once it has.
+func deviceDest(d *attendance.Device) ([]any, func() error) {
 	var mode sql.NullString
 	var offset, dedup, tzSent, users, fps, faces, logs, capacity sql.NullInt64
 	var status, verify, tzFormat, cidrs, samples, stamps string
 	var seen, created, updated, complete, tzCheck, heartbeat, onlineSince, backlog int64
-	if err := r.Scan(&d.ID, &d.AccountID, &d.SerialNumber, &d.Name, &d.Site, &d.Timezone, &mode, &status,
+	dest := []any{&d.ID, &d.AccountID, &d.SerialNumber, &d.Name, &d.Site, &d.Timezone, &mode, &status,
 		&seen, &offset, &d.Firmware, &created, &updated,
 		&verify, &tzFormat, &dedup, &cidrs, &d.CommKey,
 		&d.Protocol, &d.PushVersion, &d.Language, &d.IPAddress, &complete,
 		&users, &fps, &faces, &logs, &capacity,
-		&d.RegistryCode, &tzSent, &tzCheck, &samples, &heartbeat, &onlineSince, &backlog, &d.LogWarned, &stamps); err != nil {
-		return d, err
-	}
-	if mode.Valid {
-		m := attendance.DirectionMode(mode.String)
-		d.DirectionMode = &m
-	}
-	d.ClockOffsetSeconds, d.DedupWindowSeconds, d.TZOffsetSent = intPtr(offset), intPtr(dedup), intPtr(tzSent)
-	d.Counts = attendance.DeviceCounts{Users: intPtr(users), Fingerprints: intPtr(fps), Faces: intPtr(faces), Logs: intPtr(logs), LogCapacity: intPtr(capacity)}
-	d.Status = attendance.DeviceStatus(status)
-	d.VerifyCodes, d.TimezoneFormat = attendance.VerifyCodes(verify), attendance.TimezoneFormat(tzFormat)
-	if cidrs != "" {
-		d.AllowedCIDRs = strings.Split(cidrs, ",")
-	}
-	d.LastSeenAt, d.CreatedAt, d.UpdatedAt = fromMicros(seen), fromMicros(created), fromMicros(updated)
-	d.CompleteThrough, d.TZCheckAt = fromMicros(complete), fromMicros(tzCheck)
-	d.LastHeartbeatAt, d.OnlineSince, d.LastBacklogAt = fromMicros(heartbeat), fromMicros(onlineSince), fromMicros(backlog)
-	if samples != "" {
-		if err := json.Unmarshal([]byte(samples), &d.ClockSamples); err != nil {
-			return d, fmt.Errorf("device %s clock samples: %w", d.ID, err)
+		&d.RegistryCode, &tzSent, &tzCheck, &samples, &heartbeat, &onlineSince, &backlog, &d.LogWarned, &stamps}
+	return dest, func() error {
+		if mode.Valid {
+			m := attendance.DirectionMode(mode.String)
+			d.DirectionMode = &m
 		}
+		d.ClockOffsetSeconds, d.DedupWindowSeconds, d.TZOffsetSent = intPtr(offset), intPtr(dedup), intPtr(tzSent)
+		d.Counts = attendance.DeviceCounts{Users: intPtr(users), Fingerprints: intPtr(fps), Faces: intPtr(faces), Logs: intPtr(logs), LogCapacity: intPtr(capacity)}
+		d.Status = attendance.DeviceStatus(status)
+		d.VerifyCodes, d.TimezoneFormat = attendance.VerifyCodes(verify), attendance.TimezoneFormat(tzFormat)
+		if cidrs != "" {
+			d.AllowedCIDRs = strings.Split(cidrs, ",")
+		}
+		d.LastSeenAt, d.CreatedAt, d.UpdatedAt = fromMicros(seen), fromMicros(created), fromMicros(updated)
+		d.CompleteThrough, d.TZCheckAt = fromMicros(complete), fromMicros(tzCheck)
+		d.LastHeartbeatAt, d.OnlineSince, d.LastBacklogAt = fromMicros(heartbeat), fromMicros(onlineSince), fromMicros(backlog)
+		if samples != "" {
+			if err := json.Unmarshal([]byte(samples), &d.ClockSamples); err != nil {
+				return fmt.Errorf("device %s clock samples: %w", d.ID, err)
+			}
+		}
+		d.Stamps = map[string]string{}
+		if err := json.Unmarshal([]byte(stamps), &d.Stamps); err != nil {
+			return fmt.Errorf("device %s stamps: %w", d.ID, err)
+		}
+		return nil
 	}
-	d.Stamps = map[string]string{}
-	if err := json.Unmarshal([]byte(stamps), &d.Stamps); err != nil {
-		return d, fmt.Errorf("device %s stamps: %w", d.ID, err)
-	}
-	return d, nil
 }
 
 func intPtr(n sql.NullInt64) *int {
@@ -235,6 +245,38 @@ func (tx *Tx) DeviceBySerial(ctx context.Context, serial string) (d attendance.D
 		return d, false, nil
 	}
 	return d, err == nil, err
+}
+
+// DeviceAndAccount reads a live device by serial number for update, with
+// its account, in one statement (a device request needs both). On
+// PostgreSQL only the device's row is locked: an account's devices do not
+// wait for each other.
+func (tx *Tx) DeviceAndAccount(ctx context.Context, serial string) (d attendance.Device, a attendance.Account, found bool, err error) {
+	lock := ""
+	if tx.dialect == Postgres {
+		lock = " FOR UPDATE OF d"
+	}
+	dd, finishDevice := deviceDest(&d)
+	ad, finishAccount := accountDest(&a)
+	err = tx.queryRow(ctx, `SELECT `+qualified("d", deviceCols)+`, `+qualified("a", accountCols)+`
+		FROM devices d JOIN accounts a ON a.id = d.account_id WHERE d.serial_number = ? AND d.deleted_at IS NULL`+lock, serial).Scan(append(dd, ad...)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, a, false, nil
+	}
+	if err != nil {
+		return d, a, false, err
+	}
+	finishAccount()
+	return d, a, true, finishDevice()
+}
+
+// qualified prefixes each of a comma-separated list of columns with alias.
+func qualified(alias, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		parts[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // DeviceBySerial is the read-only twin of Tx.DeviceBySerial.

@@ -244,6 +244,24 @@ func testDeviceState(t *testing.T, b Backend) {
 	if _, found, err := s.DeviceBySerial(ctx, "NOPE"); found || err != nil {
 		t.Fatalf("unknown serial: %v %v", found, err)
 	}
+	// A device request reads the device and its account in one statement.
+	must(t, s.InTx(ctx, func(tx *store.Tx) error {
+		dev, acct, found, err := tx.DeviceAndAccount(ctx, "STATE1")
+		if err != nil || !found {
+			t.Fatalf("device and account: found %v, %v", found, err)
+		}
+		if !reflect.DeepEqual(dev, d) {
+			t.Fatalf("device with its account:\n got %+v\nwant %+v", dev, d)
+		}
+		wantAcct, err := tx.Account(ctx, acme.ID)
+		if err != nil || !reflect.DeepEqual(acct, wantAcct) {
+			t.Fatalf("account with the device:\n got %+v\nwant %+v (%v)", acct, wantAcct, err)
+		}
+		if _, _, found, err := tx.DeviceAndAccount(ctx, "NOPE"); found || err != nil {
+			t.Fatalf("unknown serial: %v %v", found, err)
+		}
+		return nil
+	}))
 
 	// Many nodes checking at once turn a silent device offline exactly once.
 	clock.Advance(time.Hour)
