@@ -45,6 +45,17 @@ type receiver struct {
 	more   chan struct{}
 }
 
+// rejecting answers 422 to the event *poison names and otherwise to the
+// others. The receiver calls it under its lock: set *poison under rc.mu.
+func rejecting(poison *string, otherwise int) func(received) int {
+	return func(r received) int {
+		if r.EventID == *poison {
+			return http.StatusUnprocessableEntity
+		}
+		return otherwise
+	}
+}
+
 func newReceiver(t *testing.T) *receiver {
 	rc := &receiver{more: make(chan struct{}, 1)}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -444,23 +455,15 @@ func TestBacklogFlowsBatchAfterBatch(t *testing.T) {
 		h := newHarnessBatch(t, b, 7)
 		rc := newReceiver(t)
 		var poison string
-		rc.setAnswer(func(r received) int {
-			if r.EventID == poison {
-				return http.StatusUnprocessableEntity
-			}
-			return http.StatusInternalServerError
-		})
+		rc.setAnswer(rejecting(&poison, http.StatusInternalServerError))
 		w := h.webhook(rc.URL)
+		rc.mu.Lock() // the receiver reads poison under its lock
 		want := h.emit(100)
 		poison = want[45]
+		rc.mu.Unlock()
 		rc.waitN(t, 1)
 		rc.quiet(t, 1)
-		rc.setAnswer(func(r received) int {
-			if r.EventID == poison {
-				return http.StatusUnprocessableEntity
-			}
-			return http.StatusOK
-		})
+		rc.setAnswer(rejecting(&poison, http.StatusOK))
 		h.advance(time.Minute)
 		others := slices.Concat(want[:45], want[46:])
 		got := rc.waitFor(t, "the backlog", func(got []received) bool { return len(delivered(got)) >= len(others) })
@@ -577,12 +580,7 @@ func TestPoisonEventIsIsolated(t *testing.T) {
 		h := newHarness(t, b)
 		rc := newReceiver(t)
 		var poison string
-		rc.setAnswer(func(r received) int {
-			if r.EventID == poison {
-				return http.StatusUnprocessableEntity
-			}
-			return http.StatusOK
-		})
+		rc.setAnswer(rejecting(&poison, http.StatusOK))
 		w := h.webhook(rc.URL)
 		// The receiver reads poison under its lock: set it with the events
 		// recorded (one transaction) before any is answered.
