@@ -138,7 +138,9 @@ func Process(ctx context.Context, tx *store.Tx, b Batch) ([]Result, error) {
 	for _, i := range fresh {
 		badges = append(badges, b.Inputs[i].Badge)
 	}
-	employees, err := tx.EmployeesByBadge(ctx, b.Device.AccountID, badges)
+	// Their normalization locks are taken with them (PostgreSQL), before the
+	// history below is read.
+	employees, err := tx.EmployeesByBadgeLocked(ctx, b.Device.AccountID, badges)
 	if err != nil {
 		return nil, err
 	}
@@ -160,9 +162,6 @@ func Process(ctx context.Context, tx *store.Tx, b Batch) ([]Result, error) {
 		if e, ok := employees[b.Inputs[i].Badge]; ok && !slices.Contains(empIDs, e.ID) {
 			empIDs = append(empIDs, e.ID)
 		}
-	}
-	if err := tx.LockEmployees(ctx, empIDs); err != nil {
-		return nil, err
 	}
 	hist := history{}
 	if len(empIDs) > 0 {

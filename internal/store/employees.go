@@ -276,6 +276,35 @@ func (tx *Tx) EmployeesByBadge(ctx context.Context, accountID string, badges []s
 	return out, err
 }
 
+// EmployeesByBadgeLocked is EmployeesByBadge that also takes, on
+// PostgreSQL, the normalization locks of the employees it finds (see
+// LockEmployees) in the same statement: one round trip for both. The
+// employee rows are read before the locks are granted, which is fine: the
+// locks guard the employees' punches, read by the statements after.
+func (tx *Tx) EmployeesByBadgeLocked(ctx context.Context, accountID string, badges []string) (map[string]attendance.Employee, error) {
+	if tx.dialect != Postgres {
+		return tx.EmployeesByBadge(ctx, accountID, badges)
+	}
+	out := make(map[string]attendance.Employee, len(badges))
+	in, list := tx.in("badge_number", badges)
+	rows, err := tx.query(ctx, `WITH e AS MATERIALIZED (SELECT `+employeeCols+` FROM employees WHERE account_id = ? AND deleted_at IS NULL AND `+in+`),
+		l AS (SELECT count(pg_advisory_xact_lock(k)) AS n FROM
+			(SELECT DISTINCT hashtextextended('punchconnect.employee.' || id, 0) AS k FROM e ORDER BY k) AS keys)
+		SELECT e.* FROM e, l`, accountID, list)
+	if err != nil {
+		return nil, fmt.Errorf("read and lock employees: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanEmployee(rows)
+		if err != nil {
+			return nil, err
+		}
+		out[e.BadgeNumber] = e
+	}
+	return out, rows.Err()
+}
+
 // employeesWhereIn calls fn for each live employee of the account whose
 // column is one of values, locking the rows when lock is set.
 func (tx *Tx) employeesWhereIn(ctx context.Context, accountID, column string, values []string, lock bool, fn func(attendance.Employee)) error {

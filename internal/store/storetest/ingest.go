@@ -21,6 +21,7 @@ func runIngest(t *testing.T, b Backend) {
 	t.Run("Punches", func(t *testing.T) { testPunches(t, b) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, b) })
 	t.Run("DeviceState", func(t *testing.T) { testDeviceState(t, b) })
+	t.Run("EmployeeLocks", func(t *testing.T) { testEmployeeLocks(t, b) })
 	t.Run("Unclaimed", func(t *testing.T) { testUnclaimed(t, b) })
 	t.Run("DeviceUsers", func(t *testing.T) { testDeviceUsers(t, b) })
 	t.Run("SharedTx", func(t *testing.T) { testSharedTx(t, b) })
@@ -436,4 +437,60 @@ func testSharedTx(t *testing.T, b Backend) {
 	if n != jobs-failed {
 		t.Fatalf("%d devices, want %d: failed jobs must roll back alone", n, jobs-failed)
 	}
+}
+
+// testEmployeeLocks: reading employees by badge for normalization finds
+// them and, on PostgreSQL, holds their normalization locks to commit, so
+// another transaction normalizing the same employee waits for it.
+func testEmployeeLocks(t *testing.T, b Backend) {
+	ctx := context.Background()
+	s := b.Open(t, store.Options{})
+	acme, _ := NewAccount(t, s, "Acme")
+	e, err := createEmployee(t, s, acme.ID, attendance.EmployeeInput{BadgeNumber: attendance.Some("77"), Name: attendance.Some("Asha")})
+	must(t, err)
+	if s.Dialect() != store.Postgres {
+		must(t, s.InTx(ctx, func(tx *store.Tx) error {
+			got, err := tx.EmployeesByBadgeLocked(ctx, acme.ID, []string{"77", "78"})
+			if err == nil && (len(got) != 1 || got["77"].ID != e.ID) {
+				t.Fatalf("by badge: %+v", got)
+			}
+			return err
+		}))
+		return // one writer at a time: nothing to lock
+	}
+	locked, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 2)
+	end := sync.OnceFunc(func() { close(release) })
+	defer end()
+	go func() {
+		done <- s.InTx(ctx, func(tx *store.Tx) error {
+			got, err := tx.EmployeesByBadgeLocked(ctx, acme.ID, []string{"77", "78"})
+			if err != nil {
+				return err
+			}
+			if len(got) != 1 || got["77"].ID != e.ID {
+				t.Errorf("by badge: %+v", got)
+			}
+			close(locked)
+			<-release
+			return nil
+		})
+	}()
+	<-locked
+	waited := make(chan struct{})
+	go func() {
+		done <- s.InTx(ctx, func(tx *store.Tx) error {
+			err := tx.LockEmployees(ctx, []string{e.ID})
+			close(waited)
+			return err
+		})
+	}()
+	select {
+	case <-waited:
+		t.Fatal("another transaction took the employee's lock while the first held it")
+	case <-time.After(300 * time.Millisecond):
+	}
+	end()
+	must(t, <-done)
+	<-waited
+	must(t, <-done)
 }
