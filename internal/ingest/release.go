@@ -27,16 +27,13 @@ func Release(ctx context.Context, tx *store.Tx, settings attendance.Settings, he
 	for _, p := range held {
 		badges = append(badges, p.BadgeNumber)
 	}
-	employees, err := tx.EmployeesByBadge(ctx, accountID, badges)
+	employees, err := tx.EmployeesByBadgeLocked(ctx, accountID, badges)
 	if err != nil {
 		return nil, err
 	}
 	var empIDs []string
 	for _, e := range employees {
 		empIDs = append(empIDs, e.ID)
-	}
-	if err := tx.LockEmployees(ctx, empIDs); err != nil {
-		return nil, err
 	}
 	hist := history{}
 	if len(empIDs) > 0 {

@@ -276,11 +276,15 @@ func (tx *Tx) EmployeesByBadge(ctx context.Context, accountID string, badges []s
 	return out, err
 }
 
-// EmployeesByBadgeLocked is EmployeesByBadge that also takes, on
-// PostgreSQL, the normalization locks of the employees it finds (see
-// LockEmployees) in the same statement: one round trip for both. The
-// employee rows are read before the locks are granted, which is fine: the
-// locks guard the employees' punches, read by the statements after.
+// EmployeesByBadgeLocked is EmployeesByBadge that also serializes
+// normalization for the employees it finds across transactions, so that
+// two devices' punches of one employee see each other (duplicate window,
+// direction). PostgreSQL takes transaction-scoped advisory locks, in key
+// order so that transactions cannot deadlock on them, in the same
+// statement: one round trip for both. The employee rows are read before
+// the locks are granted, which is fine: the locks guard the employees'
+// punches, read by the statements after. SQLite's single writer needs no
+// lock.
 func (tx *Tx) EmployeesByBadgeLocked(ctx context.Context, accountID string, badges []string) (map[string]attendance.Employee, error) {
 	if tx.dialect != Postgres {
 		return tx.EmployeesByBadge(ctx, accountID, badges)

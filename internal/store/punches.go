@@ -134,20 +134,6 @@ func (tx *Tx) ExistingDedupKeys(ctx context.Context, accountID string, keys []st
 	return out, rows.Err()
 }
 
-// LockEmployees serializes normalization for these employees across
-// transactions, so that two devices' punches of one employee see each other
-// (duplicate window, direction). PostgreSQL takes transaction-scoped advisory
-// locks in a fixed order, so transactions cannot deadlock on them; SQLite's
-// single writer needs nothing.
-func (tx *Tx) LockEmployees(ctx context.Context, employeeIDs []string) error {
-	if tx.dialect != Postgres || len(employeeIDs) == 0 {
-		return nil
-	}
-	_, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock(k) FROM
-		(SELECT DISTINCT hashtextextended('punchconnect.employee.' || e, 0) AS k FROM unnest(?::text[]) AS e) AS keys ORDER BY k`, employeeIDs)
-	return err
-}
-
 // PunchRef is an accepted punch as normalization needs it.
 type PunchRef struct {
 	EmployeeID string

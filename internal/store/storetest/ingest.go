@@ -479,7 +479,7 @@ func testEmployeeLocks(t *testing.T, b Backend) {
 	waited := make(chan struct{})
 	go func() {
 		done <- s.InTx(ctx, func(tx *store.Tx) error {
-			err := tx.LockEmployees(ctx, []string{e.ID})
+			_, err := tx.EmployeesByBadgeLocked(ctx, acme.ID, []string{"77"})
 			close(waited)
 			return err
 		})
