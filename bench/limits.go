@@ -68,14 +68,7 @@ func limitInsert(s *server, rows, writers int) float64 {
 		devs, serials = append(devs, id), append(serials, sn)
 	}
 	r.Close()
-	r, err = db.QueryContext(ctx, "SELECT id FROM employees ORDER BY badge_number")
-	check(err)
-	for r.Next() {
-		var id string
-		check(r.Scan(&id))
-		emps = append(emps, id)
-	}
-	r.Close()
+	emps = queryStrings(ctx, db, "SELECT id FROM employees ORDER BY badge_number")
 	const batch = 100
 	rows = rows / batch * batch
 	g := &rowGen{acct: acct, devs: devs, serials: serials, emps: emps, span: 20 * 24 * time.Hour, n: rows,

@@ -133,24 +133,10 @@ func loadPunches(dbURL string, devs []struct {
 	check(db.QueryRowContext(ctx, "SELECT id FROM accounts ORDER BY created_at LIMIT 1").Scan(&acct))
 	var defs []string
 	if driver == "sqlite" {
-		rows, err := db.QueryContext(ctx, "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'punches' AND sql IS NOT NULL")
-		check(err)
-		for rows.Next() {
-			var d string
-			check(rows.Scan(&d))
-			defs = append(defs, d)
-		}
-		rows.Close()
+		defs = queryStrings(ctx, db, "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'punches' AND sql IS NOT NULL")
 	} else {
-		rows, err := db.QueryContext(ctx, `SELECT indexdef FROM pg_indexes i WHERE tablename = 'punches' AND schemaname = current_schema()
+		defs = queryStrings(ctx, db, `SELECT indexdef FROM pg_indexes i WHERE tablename = 'punches' AND schemaname = current_schema()
 			AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)`)
-		check(err)
-		for rows.Next() {
-			var d string
-			check(rows.Scan(&d))
-			defs = append(defs, d)
-		}
-		rows.Close()
 	}
 	for _, d := range defs {
 		name := indexName(d)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"net/url"
@@ -223,6 +224,21 @@ func sortedCopy(l []time.Duration) []time.Duration {
 
 func ms(d time.Duration) string {
 	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+}
+
+// queryStrings runs a query of one text column and returns its values.
+func queryStrings(ctx context.Context, db *sql.DB, query string) []string {
+	rows, err := db.QueryContext(ctx, query)
+	check(err)
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		check(rows.Scan(&v))
+		out = append(out, v)
+	}
+	check(rows.Err())
+	return out
 }
 
 // openStoreDB opens the store of s with database/sql, for the limits that
