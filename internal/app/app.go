@@ -324,7 +324,7 @@ func (m *Main) sweep(ctx context.Context) {
 
 // statisticsEvery is how often PostgreSQL's statistics of busy tables are
 // checked for growth (see store.RefreshStatistics).
-const statisticsEvery = 10 * time.Second
+const statisticsEvery = 2 * time.Second
 
 // refreshStatistics keeps the planner's statistics of fast-growing tables
 // current, on one node of the cluster at a time.

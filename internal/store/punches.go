@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -146,9 +147,13 @@ type PunchRef struct {
 // from and to (inclusive), in time order.
 func (tx *Tx) AcceptedPunches(ctx context.Context, accountID string, employeeIDs []string, from, to time.Time) ([]PunchRef, error) {
 	in, list := tx.in("employee_id", employeeIDs)
+	// No ORDER BY: on PostgreSQL it drew the planner to the account's time
+	// index (no sort needed), which reads every punch of the range — the
+	// whole day for a real-time upload, measured at 4,300 buffers a call in
+	// a backlog. Sorted below instead; SQLite is pinned to the same index.
 	rows, err := tx.query(ctx, `SELECT employee_id, device_id, punch_time, work_date FROM punches`+tx.indexedBy("punches_employee")+`
-		WHERE account_id = ? AND status = 'accepted' AND `+in+` AND punch_time BETWEEN ? AND ?
-		ORDER BY punch_time`, accountID, list, micros(from), micros(to))
+		WHERE account_id = ? AND status = 'accepted' AND `+in+` AND punch_time BETWEEN ? AND ?`,
+		accountID, list, micros(from), micros(to))
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +168,11 @@ func (tx *Tx) AcceptedPunches(ctx context.Context, accountID string, employeeIDs
 		r.Time = fromMicros(t)
 		out = append(out, r)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(out, func(a, b PunchRef) int { return a.Time.Compare(b.Time) })
+	return out, nil
 }
 
 // AcceptPunch turns a rejected punch into an accepted one (a release), with

@@ -19,6 +19,7 @@ import (
 // the device gateway stand on.
 func runIngest(t *testing.T, b Backend) {
 	t.Run("Punches", func(t *testing.T) { testPunches(t, b) })
+	t.Run("AcceptedPunchesOrder", func(t *testing.T) { testAcceptedPunchesOrder(t, b) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, b) })
 	t.Run("DeviceState", func(t *testing.T) { testDeviceState(t, b) })
 	t.Run("EmployeeLocks", func(t *testing.T) { testEmployeeLocks(t, b) })
@@ -181,6 +182,46 @@ func testPunches(t *testing.T, b Backend) {
 		_, err = s.Punch(ctx, rival.ID, held.ID)
 		wantCode(t, err, attendance.CodeResourceNotFound)
 	})
+}
+
+// testAcceptedPunchesOrder: normalization reads several employees'
+// punches at once and needs them in time order, not in the index's
+// employee-then-time order.
+func testAcceptedPunchesOrder(t *testing.T, b Backend) {
+	ctx := context.Background()
+	s := b.Open(t, store.Options{})
+	acme, _ := NewAccount(t, s, "Acme")
+	dev, err := createDevice(t, s, acme.ID, attendance.DeviceInput{SerialNumber: attendance.Some("P1")})
+	must(t, err)
+	var emps []string
+	var punches []attendance.Punch
+	for e, badge := range []string{"7", "8"} {
+		emp, err := createEmployee(t, s, acme.ID, attendance.EmployeeInput{BadgeNumber: attendance.Some(badge)})
+		must(t, err)
+		emps = append(emps, emp.ID)
+		for i := range 6 { // interleaved: 7 on the hour, 8 on the half hour
+			at := Epoch.Add(time.Duration(i)*time.Hour + time.Duration(e)*30*time.Minute)
+			punches = append(punches, punchAt(acme.ID, dev.ID, &emp.ID, badge, at, attendance.PunchAccepted, fmt.Sprintf("k%s-%d", badge, i)))
+		}
+	}
+	must(t, s.InTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.InsertPunches(ctx, punches)
+		return err
+	}))
+	must(t, s.InTx(ctx, func(tx *store.Tx) error {
+		refs, err := tx.AcceptedPunches(ctx, acme.ID, emps, Epoch.Add(time.Hour), Epoch.Add(4*time.Hour))
+		if err != nil {
+			return err
+		}
+		var got []string
+		for _, r := range refs {
+			got = append(got, r.Time.Sub(Epoch).String())
+		}
+		if want := []string{"1h0m0s", "1h30m0s", "2h0m0s", "2h30m0s", "3h0m0s", "3h30m0s", "4h0m0s"}; !slices.Equal(got, want) {
+			t.Errorf("AcceptedPunches times = %v, want %v", got, want)
+		}
+		return nil
+	}))
 }
 
 func testEvents(t *testing.T, b Backend) {
