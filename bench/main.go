@@ -355,9 +355,13 @@ func benchRealtime(bin, dir string) []result {
 	serials := s.setup(devices, employees)
 	acked, lat, errs, el := drive(workers, 50_000, time.Now().Add(*duration), func(w, k int) error {
 		n := w + k*workers // the n-th punch of the run
-		// Real time: each employee punches now and then, on the device at hand.
+		// Real time: each employee punches now and then, each time on the
+		// next device, so that every punch is accepted and recorded as an
+		// event (the same device within the duplicate window would reject
+		// it, which costs less).
+		d := (n + n/employees) % devices
 		line := fmt.Sprintf("%d\t%s\t0\t1\t0\t0\t0\n", 1000+n%employees, time.Now().In(kolkata).Format("2006-01-02 15:04:05"))
-		reply, err := post(s.deviceURL(n%devices)+"/iclock/cdata?SN="+serials[n%devices]+"&table=ATTLOG&Stamp=1", []byte(line))
+		reply, err := post(s.deviceURL(d)+"/iclock/cdata?SN="+serials[d]+"&table=ATTLOG&Stamp=1", []byte(line))
 		if err == nil && reply != "OK: 1" {
 			err = fmt.Errorf("reply %q", reply)
 		}
