@@ -258,8 +258,7 @@ func (tx *Tx) DeviceAndAccount(ctx context.Context, serial string) (d attendance
 	}
 	dd, finishDevice := deviceDest(&d)
 	ad, finishAccount := accountDest(&a)
-	err = tx.queryRow(ctx, `SELECT `+qualified("d", deviceCols)+`, `+qualified("a", accountCols)+`
-		FROM devices d JOIN accounts a ON a.id = d.account_id WHERE d.serial_number = ? AND d.deleted_at IS NULL`+lock, serial).Scan(append(dd, ad...)...)
+	err = tx.queryRow(ctx, deviceAndAccountSQL+lock, serial).Scan(append(dd, ad...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, a, false, nil
 	}
@@ -269,6 +268,10 @@ func (tx *Tx) DeviceAndAccount(ctx context.Context, serial string) (d attendance
 	finishAccount()
 	return d, a, true, finishDevice()
 }
+
+// deviceAndAccountSQL is built once: every device request runs it.
+var deviceAndAccountSQL = `SELECT ` + qualified("d", deviceCols) + `, ` + qualified("a", accountCols) + `
+	FROM devices d JOIN accounts a ON a.id = d.account_id WHERE d.serial_number = ? AND d.deleted_at IS NULL`
 
 // qualified prefixes each of a comma-separated list of columns with alias.
 func qualified(alias, cols string) string {

@@ -48,3 +48,22 @@ func TestWriterStatementsPreparedOnce(t *testing.T) {
 		}
 	}
 }
+
+// The writer keeps its temporary files — the sub-journal of each group
+// commit's savepoints — in memory (2 = MEMORY): on disk they cost a pwrite
+// for every page a request first changes.
+func TestWriterTempStoreInMemory(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "pc.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var mode int
+	if err := s.write.QueryRowContext(ctx, "PRAGMA temp_store").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != 2 {
+		t.Fatalf("writer's temp_store = %d, want 2 (MEMORY)", mode)
+	}
+}

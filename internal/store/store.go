@@ -186,10 +186,14 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		}
 		defer unlock()
 		// A 64 MiB page cache for the writer keeps the indexes it updates in
-		// memory; readers get 16 MiB each.
+		// memory; readers get 16 MiB each. The writer's temporary files stay
+		// in memory too: group commit runs each request in a savepoint, whose
+		// sub-journal (the pages it first changed) SQLite otherwise writes to
+		// a temporary file — pwrite calls that took 17% of the server's CPU
+		// under real-time load. It is emptied at each savepoint's release.
 		common := "_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1"
 		dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?"
-		s.write, err = sql.Open("sqlite", dsn+common+"&_txlock=immediate&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)")
+		s.write, err = sql.Open("sqlite", dsn+common+"&_txlock=immediate&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_pragma=temp_store(memory)")
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
