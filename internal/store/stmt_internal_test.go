@@ -49,21 +49,37 @@ func TestWriterStatementsPreparedOnce(t *testing.T) {
 	}
 }
 
-// The writer keeps its temporary files — the sub-journal of each group
-// commit's savepoints — in memory (2 = MEMORY): on disk they cost a pwrite
-// for every page a request first changes.
-func TestWriterTempStoreInMemory(t *testing.T) {
+// Group commit keeps its savepoints' sub-journals in memory (temp_store 2 =
+// MEMORY): in a temporary file they cost a pwrite for every page a device
+// request first changes. Other transactions keep SQLite's default, which
+// spills a large statement's sub-journal to a file instead of memory.
+func TestWriterSubjournal(t *testing.T) {
 	ctx := context.Background()
 	s, err := Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "pc.db"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var mode int
-	if err := s.write.QueryRowContext(ctx, "PRAGMA temp_store").Scan(&mode); err != nil {
-		t.Fatal(err)
+	mode := func(tx *Tx) int {
+		var m int
+		// Not through the statement cache: a prepared PRAGMA keeps the
+		// value it read when it was prepared.
+		if err := tx.q.QueryRowContext(ctx, "PRAGMA temp_store").Scan(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m
 	}
-	if mode != 2 {
-		t.Fatalf("writer's temp_store = %d, want 2 (MEMORY)", mode)
+	for _, shared := range []bool{true, false, true, false} {
+		var got int
+		run := s.InTx
+		if shared {
+			run = s.InTxShared
+		}
+		if err := run(ctx, func(tx *Tx) error { got = mode(tx); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]int{true: 2, false: 0}[shared]; got != want {
+			t.Fatalf("shared %v: temp_store = %d, want %d", shared, got, want)
+		}
 	}
 }

@@ -74,6 +74,10 @@ type Store struct {
 	readStmts, writeStmts *stmtCache
 	// signals are this node's in-process notices of committed work.
 	signals *signals
+	// beginMu orders beginWrite's choice of sub-journal and its BEGIN;
+	// subjournalInMemory is the writer connection's temp_store (SQLite).
+	beginMu            sync.Mutex
+	subjournalInMemory bool
 	// background is the Store of background work (delivery, e-mail,
 	// replays) on a pool of its own, so that a flood of device and API
 	// transactions cannot starve it of connections (PostgreSQL); nil: this
@@ -186,14 +190,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		}
 		defer unlock()
 		// A 64 MiB page cache for the writer keeps the indexes it updates in
-		// memory; readers get 16 MiB each. The writer's temporary files stay
-		// in memory too: group commit runs each request in a savepoint, whose
-		// sub-journal (the pages it first changed) SQLite otherwise writes to
-		// a temporary file — pwrite calls that took 17% of the server's CPU
-		// under real-time load. It is emptied at each savepoint's release.
+		// memory; readers get 16 MiB each. (Where the writer's sub-journals
+		// go: beginWrite.)
 		common := "_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1"
 		dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?"
-		s.write, err = sql.Open("sqlite", dsn+common+"&_txlock=immediate&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_pragma=temp_store(memory)")
+		s.write, err = sql.Open("sqlite", dsn+common+"&_txlock=immediate&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)")
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
@@ -566,7 +567,44 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 }
 
 func (s *Store) inTx(ctx context.Context, fn func(tx *Tx) error) error {
-	sqlTx, err := s.write.BeginTx(ctx, nil)
+	return s.inWriteTx(ctx, false, fn)
+}
+
+// beginWrite begins a write transaction. On SQLite it first chooses where
+// the transaction's sub-journal goes — the copies of pages a savepoint or a
+// statement first changes, kept to roll it back alone. Group commit
+// (shared) runs each device request in a savepoint of a few dozen pages:
+// in a temporary file that was a pwrite per page, 17% of the server's CPU
+// under real-time load, so it stays in memory and is emptied at each
+// savepoint's release. Any other transaction keeps SQLite's default (memory
+// up to 64 KiB, then a file), since one large statement, an API import or a
+// fan-out to many webhooks, would otherwise hold a copy of every page it
+// changes in memory (measured: peak RSS 205 → 250 MB).
+func (s *Store) beginWrite(ctx context.Context, shared bool) (*sql.Tx, error) {
+	if s.dialect != SQLite {
+		return s.write.BeginTx(ctx, nil)
+	}
+	s.beginMu.Lock()
+	defer s.beginMu.Unlock()
+	if s.subjournalInMemory != shared {
+		// Outside a transaction; the writer has a single connection, and
+		// a connection reopened by the pool starts at the default (file).
+		mode := "DEFAULT"
+		if shared {
+			mode = "MEMORY"
+		}
+		if _, err := s.write.ExecContext(ctx, "PRAGMA temp_store = "+mode); err != nil {
+			return nil, fmt.Errorf("set temp_store: %w", err)
+		}
+		s.subjournalInMemory = shared
+	}
+	return s.write.BeginTx(ctx, nil)
+}
+
+// inWriteTx runs fn in a write transaction, shared by group commit or not
+// (see beginWrite).
+func (s *Store) inWriteTx(ctx context.Context, shared bool, fn func(tx *Tx) error) error {
+	sqlTx, err := s.beginWrite(ctx, shared)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
