@@ -6,16 +6,23 @@ import (
 	"testing"
 )
 
+// openSQLite opens a fresh SQLite store, closed when the test ends.
+func openSQLite(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "pc.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // On SQLite's writer a statement is parsed once: the first transaction that
 // runs it prepares it for itself and has the pool prepare it once it ends;
 // later transactions use the pool's statement on the one connection.
 func TestWriterStatementsPreparedOnce(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "pc.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openSQLite(t)
 	if _, err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -55,11 +62,7 @@ func TestWriterStatementsPreparedOnce(t *testing.T) {
 // spills a large statement's sub-journal to a file instead of memory.
 func TestWriterSubjournal(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "pc.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openSQLite(t)
 	mode := func(tx *Tx) int {
 		var m int
 		// Not through the statement cache: a prepared PRAGMA keeps the
