@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // openSQLite opens a fresh SQLite store, closed when the test ends.
@@ -84,5 +86,31 @@ func TestWriterSubjournal(t *testing.T) {
 		if want := map[bool]int{true: 2, false: 0}[shared]; got != want {
 			t.Fatalf("shared %v: temp_store = %d, want %d", shared, got, want)
 		}
+	}
+}
+
+// Committed frames reach the database file without the writer: the
+// checkpointer copies them beside it, long before wal_autocheckpoint's
+// 10,000 pages would make the writer do it.
+func TestCheckpointsBesideTheWriter(t *testing.T) {
+	ctx := context.Background()
+	s := openSQLite(t)
+	size := func() int64 {
+		fi, err := os.Stat(s.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size()
+	if _, err := s.Migrate(ctx); err != nil { // tens of pages, all in the WAL at first
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for size() <= before {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file still %d bytes 10 s after the migration: no checkpoint ran", size())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
