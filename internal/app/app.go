@@ -26,6 +26,7 @@ import (
 	"github.com/punchconnect/punchconnect/internal/delivery"
 	"github.com/punchconnect/punchconnect/internal/httpapi"
 	"github.com/punchconnect/punchconnect/internal/mail"
+	"github.com/punchconnect/punchconnect/internal/periodic"
 	"github.com/punchconnect/punchconnect/internal/store"
 )
 
@@ -289,16 +290,7 @@ func (m *Main) expireCommands(ctx context.Context) {
 
 // every runs fn each interval until ctx ends.
 func every(ctx context.Context, interval time.Duration, fn func()) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		fn()
-	}
+	periodic.Every(ctx, interval, func() bool { fn(); return true })
 }
 
 // bootstrap makes the first account of an empty store and prints its key once.

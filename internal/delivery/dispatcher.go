@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/punchconnect/punchconnect/internal/attendance"
+	"github.com/punchconnect/punchconnect/internal/periodic"
 	"github.com/punchconnect/punchconnect/internal/store"
 )
 
@@ -273,27 +274,21 @@ func (d *Dispatcher) work(ctx context.Context, w attendance.Webhook, wake <-chan
 
 // renew keeps the worker's lease alive; losing it stops the worker.
 func (d *Dispatcher) renew(ctx context.Context, webhookID string, lost context.CancelFunc) {
-	t := time.NewTicker(d.cfg.Lease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	periodic.Every(ctx, d.cfg.Lease/3, func() bool {
 		ok, err := d.cfg.Store.RenewLease(ctx, webhookID, d.cfg.Owner, d.cfg.Now().Add(d.cfg.Lease))
 		if err != nil {
 			if ctx.Err() == nil {
 				d.log.Warn("renew endpoint lease", "webhook_id", webhookID, "err", err)
 			}
-			continue
+			return true
 		}
 		if !ok {
 			d.log.Warn("lost the lease of an endpoint to another node", "webhook_id", webhookID)
 			lost()
-			return
+			return false
 		}
-	}
+		return true
+	})
 }
 
 // release lets go of an endpoint, recording when it is next due.

@@ -27,6 +27,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/punchconnect/punchconnect/internal/attendance"
+	"github.com/punchconnect/punchconnect/internal/periodic"
 )
 
 // Dialect is the SQL database behind a Store.
@@ -318,19 +319,13 @@ const checkpointEvery = 200 * time.Millisecond
 // and the writer starts the WAL over once all of it is copied.
 func (s *Store) checkpoints(ctx context.Context) {
 	defer close(s.checkpointsDone)
-	t := time.NewTicker(checkpointEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	periodic.Every(ctx, checkpointEvery, func() bool {
 		// A failed checkpoint loses nothing: the frames stay in the WAL, and
 		// the writer's own (wal_autocheckpoint) still copies them if these
 		// keep failing.
 		_, _ = s.checkpointer.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
-	}
+		return true
+	})
 }
 
 // Optimize refreshes the statistics the query planner uses on SQLite, which
