@@ -88,7 +88,7 @@ func (c *committer) commit(jobs []*sharedJob) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var after []func()
-	err := c.s.inWriteTx(ctx, true, func(tx *Tx) error {
+	err := c.s.inTx(ctx, true, func(tx *Tx) error {
 		after = nil
 		for i, j := range jobs {
 			if err := j.ctx.Err(); err != nil {

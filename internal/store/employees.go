@@ -289,24 +289,19 @@ func (tx *Tx) EmployeesByBadgeLocked(ctx context.Context, accountID string, badg
 	if tx.dialect != Postgres {
 		return tx.EmployeesByBadge(ctx, accountID, badges)
 	}
-	out := make(map[string]attendance.Employee, len(badges))
 	in, list := tx.in("badge_number", badges)
-	rows, err := tx.query(ctx, `WITH e AS MATERIALIZED (SELECT `+employeeCols+` FROM employees WHERE account_id = ? AND deleted_at IS NULL AND `+in+`),
+	found, err := queryAll(ctx, tx.conn, scanEmployee, `WITH e AS MATERIALIZED (SELECT `+employeeCols+` FROM employees WHERE account_id = ? AND deleted_at IS NULL AND `+in+`),
 		l AS (SELECT count(pg_advisory_xact_lock(k)) AS n FROM
 			(SELECT DISTINCT hashtextextended('punchconnect.employee.' || id, 0) AS k FROM e ORDER BY k) AS keys)
 		SELECT e.* FROM e, l`, accountID, list)
 	if err != nil {
 		return nil, fmt.Errorf("read and lock employees: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		e, err := scanEmployee(rows)
-		if err != nil {
-			return nil, err
-		}
+	out := make(map[string]attendance.Employee, len(found))
+	for _, e := range found {
 		out[e.BadgeNumber] = e
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // employeesWhereIn calls fn for each live employee of the account whose

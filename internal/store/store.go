@@ -602,16 +602,12 @@ const txAttempts = 3
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	var err error
 	for attempt := 1; attempt <= txAttempts; attempt++ {
-		err = s.inTx(ctx, fn)
+		err = s.inTx(ctx, false, fn)
 		if err == nil || !retryable(err) || ctx.Err() != nil {
 			return err
 		}
 	}
 	return err
-}
-
-func (s *Store) inTx(ctx context.Context, fn func(tx *Tx) error) error {
-	return s.inWriteTx(ctx, false, fn)
 }
 
 // beginWrite begins a write transaction. On SQLite it first chooses where
@@ -645,9 +641,9 @@ func (s *Store) beginWrite(ctx context.Context, shared bool) (*sql.Tx, error) {
 	return s.write.BeginTx(ctx, nil)
 }
 
-// inWriteTx runs fn in a write transaction, shared by group commit or not
+// inTx runs fn once in a write transaction, shared by group commit or not
 // (see beginWrite).
-func (s *Store) inWriteTx(ctx context.Context, shared bool, fn func(tx *Tx) error) error {
+func (s *Store) inTx(ctx context.Context, shared bool, fn func(tx *Tx) error) error {
 	sqlTx, err := s.beginWrite(ctx, shared)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
