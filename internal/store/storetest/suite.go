@@ -2,10 +2,12 @@ package storetest
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +35,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("Idempotency", func(t *testing.T) { testIdempotency(t, b) })
 	t.Run("RateLimitCounter", func(t *testing.T) { testRateLimitCounter(t, b) })
 	t.Run("Rollback", func(t *testing.T) { testRollback(t, b) })
+	t.Run("RefreshStatistics", func(t *testing.T) { testRefreshStatistics(t, b) })
 	runIngest(t, b)
 	runDelivery(t, b)
 	runRetention(t, b)
@@ -752,5 +755,74 @@ func testRollback(t *testing.T, b Backend) {
 	// The store still works after a panic mid-transaction.
 	if _, err := createDevice(t, s, acme.ID, attendance.DeviceInput{SerialNumber: attendance.Some("AFTER")}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// testRefreshStatistics: on PostgreSQL a busy table is analyzed once it has
+// changed by half its rows (and 500) since the last analysis — often enough
+// that no plan outlives a young table's growth, rarely enough that a large
+// import does not spend its CPU analyzing. SQLite gathers its own (nothing).
+func testRefreshStatistics(t *testing.T, b Backend) {
+	ctx := context.Background()
+	u := b.NewURL(t)
+	s := OpenURL(t, u, store.Options{})
+	acme, _ := NewAccount(t, s, "Acme")
+	badge := 0
+	add := func(n int) {
+		t.Helper()
+		items := make([]attendance.EmployeeInput, n)
+		for i := range items {
+			badge++
+			items[i] = attendance.EmployeeInput{BadgeNumber: attendance.Some(strconv.Itoa(badge))}
+		}
+		must(t, s.InTx(ctx, func(tx *store.Tx) error {
+			_, err := tx.UpsertEmployees(ctx, acme.ID, items)
+			return err
+		}))
+	}
+	// The server's counters reach pg_stat_user_tables within a second or so.
+	analyzed := func(wait time.Duration) bool {
+		t.Helper()
+		deadline := time.Now().Add(wait)
+		for {
+			tables, err := s.RefreshStatistics(ctx)
+			must(t, err)
+			if slices.Contains(tables, "employees") {
+				return true
+			}
+			if time.Now().After(deadline) {
+				return false
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if s.Dialect() != store.Postgres {
+		add(600)
+		if tables, err := s.RefreshStatistics(ctx); err != nil || tables != nil {
+			t.Fatalf("SQLite: RefreshStatistics = %v, %v; want nothing", tables, err)
+		}
+		return
+	}
+	// Autovacuum would analyze the table too, on its own schedule.
+	db, err := sql.Open("pgx", u)
+	must(t, err)
+	defer db.Close()
+	_, err = db.ExecContext(ctx, "ALTER TABLE employees SET (autovacuum_enabled = false)")
+	must(t, err)
+	add(600)
+	if !analyzed(10 * time.Second) {
+		t.Fatal("600 new employees: employees not analyzed")
+	}
+	add(450) // 450 changes: fewer than 500
+	if analyzed(2 * time.Second) {
+		t.Fatal("450 changes after 600 rows: employees analyzed again")
+	}
+	add(100) // 550 changes: more than 500, not half of 1,150 rows
+	if analyzed(2 * time.Second) {
+		t.Fatal("550 changes at 1,150 rows: employees analyzed again")
+	}
+	add(100) // 650 changes: more than half of 1,250
+	if !analyzed(10 * time.Second) {
+		t.Fatal("650 changes at 1,250 rows: employees not analyzed")
 	}
 }
