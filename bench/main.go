@@ -351,14 +351,17 @@ func benchIngest(bin, dir string) []result {
 // bare Go HTTP handler that only appends the body to a file and fsyncs.
 func benchRealtime(bin, dir string) []result {
 	s := startServer(bin, dir)
-	const devices, employees, workers = 200, 5000, 64
+	const devices, employees, workers = 200, 50000, 64
 	serials := s.setup(devices, employees)
 	acked, lat, errs, el := drive(workers, 50_000, time.Now().Add(*duration), func(w, k int) error {
 		n := w + k*workers // the n-th punch of the run
 		// Real time: each employee punches now and then, each time on the
 		// next device, so that every punch is accepted and recorded as an
 		// event (the same device within the duplicate window would reject
-		// it, which costs less).
+		// it, which costs less). 50,000 employees: at this rate each
+		// punches about once a run, as people do a few times a day; with
+		// 5,000 each punched every second or two, and every punch read the
+		// employee's day of earlier punches, ten times what a real day has.
 		d := (n + n/employees) % devices
 		line := fmt.Sprintf("%d\t%s\t0\t1\t0\t0\t0\n", 1000+n%employees, time.Now().In(kolkata).Format("2006-01-02 15:04:05"))
 		reply, err := post(s.deviceURL(d)+"/iclock/cdata?SN="+serials[d]+"&table=ATTLOG&Stamp=1", []byte(line))
