@@ -99,7 +99,7 @@ func (c *committer) commit(jobs []*sharedJob) {
 			if _, err := tx.exec(ctx, "SAVEPOINT "+name); err != nil {
 				return err
 			}
-			jobTx := &Tx{conn: tx.conn, store: tx.store, Now: c.s.Now()}
+			jobTx := &Tx{conn: tx.conn, store: tx.store, Now: c.s.Now(), group: tx}
 			if errs[i] = runJob(j, jobTx); errs[i] != nil {
 				if _, err := tx.exec(ctx, "ROLLBACK TO "+name); err != nil {
 					return fmt.Errorf("roll back %s: %w", name, err)
@@ -107,6 +107,9 @@ func (c *committer) commit(jobs []*sharedJob) {
 			} else {
 				after = append(after, jobTx.afterCommit...)
 				tx.pendingEvents = append(tx.pendingEvents, jobTx.pendingEvents...)
+				for serial, img := range jobTx.devices {
+					tx.keepDeviceImage(serial, img)
+				}
 			}
 			if _, err := tx.exec(ctx, "RELEASE "+name); err != nil {
 				return err

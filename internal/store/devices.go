@@ -252,10 +252,14 @@ func (tx *Tx) DeviceBySerial(ctx context.Context, serial string) (d attendance.D
 // PostgreSQL only the device's row is locked: an account's devices do not
 // wait for each other.
 func (tx *Tx) DeviceAndAccount(ctx context.Context, serial string) (d attendance.Device, a attendance.Account, found bool, err error) {
+	if img := tx.deviceImage(serial); img != nil {
+		return cloneDevice(img.d), img.a, true, nil
+	}
 	lock := ""
 	if tx.dialect == Postgres {
 		lock = " FOR UPDATE OF d"
 	}
+	gen := tx.store.devices.gen.Load()
 	dd, finishDevice := deviceDest(&d)
 	ad, finishAccount := accountDest(&a)
 	err = tx.queryRow(ctx, deviceAndAccountSQL+lock, serial).Scan(append(dd, ad...)...)
@@ -266,7 +270,13 @@ func (tx *Tx) DeviceAndAccount(ctx context.Context, serial string) (d attendance
 		return d, a, false, err
 	}
 	finishAccount()
-	return d, a, true, finishDevice()
+	if err := finishDevice(); err != nil {
+		return d, a, false, err
+	}
+	if d.SerialNumber == serial { // the key SaveDeviceState finds it by
+		tx.keepDeviceImage(serial, &deviceImage{d: cloneDevice(d), a: a, stored: d.LastSeenAt, gen: gen})
+	}
+	return d, a, true, nil
 }
 
 // deviceAndAccountSQL is built once: every device request runs it.
@@ -307,6 +317,14 @@ func (s *Store) CountDevices(ctx context.Context, accountID string) (int, error)
 // status, firmware, counts, protocol, clock and bookkeeping. Settings the
 // customer owns are not touched.
 func (tx *Tx) SaveDeviceState(ctx context.Context, d *attendance.Device) error {
+	img := tx.deviceImage(d.SerialNumber)
+	if img != nil && img.d.ID != d.ID {
+		img = nil
+	}
+	if img != nil && deviceStateUnchanged(img, d) {
+		tx.keepDeviceImage(d.SerialNumber, &deviceImage{d: cloneDevice(*d), a: img.a, stored: img.stored, gen: img.gen})
+		return nil
+	}
 	samples, err := json.Marshal(d.ClockSamples)
 	if err != nil {
 		return err
@@ -319,7 +337,10 @@ func (tx *Tx) SaveDeviceState(ctx context.Context, d *attendance.Device) error {
 		return err
 	}
 	c := d.Counts
-	_, err = tx.exec(ctx, `UPDATE devices SET status = ?, last_seen_at = ?, clock_offset_seconds = ?, firmware = ?,
+	// Not watched: this statement keeps the device's image (below).
+	unwatched := tx.conn
+	unwatched.watch = nil
+	_, err = unwatched.exec(ctx, `UPDATE devices SET status = ?, last_seen_at = ?, clock_offset_seconds = ?, firmware = ?,
 		protocol = ?, push_version = ?, language = ?, ip_address = ?, complete_through = ?,
 		user_count = ?, fingerprint_count = ?, face_count = ?, log_count = ?, log_capacity = ?,
 		registry_code = ?, tz_offset_sent = ?, tz_check_at = ?, clock_samples = ?, last_heartbeat_at = ?, online_since = ?, last_backlog_at = ?,
@@ -332,6 +353,9 @@ func (tx *Tx) SaveDeviceState(ctx context.Context, d *attendance.Device) error {
 		d.LogWarned, string(stamps), d.ID)
 	if err != nil {
 		return fmt.Errorf("save device state: %w", err)
+	}
+	if img != nil {
+		tx.keepDeviceImage(d.SerialNumber, &deviceImage{d: cloneDevice(*d), a: img.a, stored: d.LastSeenAt, gen: img.gen})
 	}
 	return nil
 }

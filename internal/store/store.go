@@ -84,6 +84,8 @@ type Store struct {
 	checkpointer    *sql.DB
 	stopCheckpoints context.CancelFunc
 	checkpointsDone chan struct{}
+	// devices holds the writer's device images (see devcache.go).
+	devices *deviceCache
 	// background is the Store of background work (delivery, e-mail,
 	// replays) on a pool of its own, so that a flood of device and API
 	// transactions cannot starve it of connections (PostgreSQL); nil: this
@@ -150,7 +152,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 20
 	}
-	s := &Store{now: opts.Now, signals: &signals{deliveriesQueued: make(chan struct{}, 1), eventsRecorded: make(chan struct{})}}
+	s := &Store{now: opts.Now, signals: &signals{deliveriesQueued: make(chan struct{}, 1), eventsRecorded: make(chan struct{})}, devices: newDeviceCache()}
 	s.committer = &committer{s: s}
 	var err error
 	switch {
@@ -172,7 +174,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		bg.SetMaxOpenConns(backgroundConns)
 		bg.SetMaxIdleConns(backgroundConns)
 		bg.SetConnMaxIdleTime(5 * time.Minute)
-		s.background = &Store{dialect: Postgres, write: bg, read: bg, now: s.now, signals: s.signals}
+		s.background = &Store{dialect: Postgres, write: bg, read: bg, now: s.now, signals: s.signals, devices: newDeviceCache()}
 		s.background.committer = &committer{s: s.background}
 	case strings.HasPrefix(rawURL, "sqlite:"):
 		s.dialect = SQLite
@@ -393,9 +395,15 @@ type conn struct {
 	q       querier
 	dialect Dialect
 	stmts   *stmtCache
+	// watch, when set, sees every statement before it runs (SQLite's
+	// write transactions: see deviceCache.watch).
+	watch func(query string)
 }
 
 func (c conn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if c.watch != nil {
+		c.watch(query)
+	}
 	if st := c.stmts.get(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -403,6 +411,9 @@ func (c conn) exec(ctx context.Context, query string, args ...any) (sql.Result, 
 }
 
 func (c conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if c.watch != nil {
+		c.watch(query)
+	}
 	if st := c.stmts.get(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -410,6 +421,9 @@ func (c conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 }
 
 func (c conn) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if c.watch != nil {
+		c.watch(query)
+	}
 	if st := c.stmts.get(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -586,6 +600,10 @@ type Tx struct {
 	afterCommit []func()
 	// pendingEvents are written just before COMMIT (PostgreSQL).
 	pendingEvents []attendance.Event
+	// devices are the device images this transaction read or wrote, and
+	// group the transaction of its group commit (see devcache.go).
+	devices map[string]*deviceImage
+	group   *Tx
 }
 
 // AfterCommit arranges for fn to run once the transaction commits (never if
@@ -656,6 +674,7 @@ func (s *Store) inTx(ctx context.Context, shared bool, fn func(tx *Tx) error) er
 	tx := &Tx{conn: conn{q: sqlTx, dialect: s.dialect}, store: s, Now: s.Now()}
 	if s.dialect == SQLite {
 		tx.stmts = newTxStmtCache(sqlTx, s.writeStmts) // its statements close with the transaction
+		tx.watch = s.devices.watch
 	}
 	committed := false
 	defer func() {
@@ -675,7 +694,15 @@ func (s *Store) inTx(ctx context.Context, shared bool, fn func(tx *Tx) error) er
 		return err
 	}
 	committed = true
+	if s.dialect == SQLite {
+		// Before the writer is free for the next transaction, which must
+		// find this one's images; withdrawn if the commit fails.
+		s.devices.install(tx.devices)
+	}
 	if err := sqlTx.Commit(); err != nil {
+		if s.dialect == SQLite {
+			s.devices.invalidate()
+		}
 		return fmt.Errorf("commit: %w", err)
 	}
 	for _, fn := range tx.afterCommit {

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +24,7 @@ func runIngest(t *testing.T, b Backend) {
 	t.Run("AcceptedPunchesOrder", func(t *testing.T) { testAcceptedPunchesOrder(t, b) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, b) })
 	t.Run("DeviceState", func(t *testing.T) { testDeviceState(t, b) })
+	t.Run("DeviceImages", func(t *testing.T) { testDeviceImages(t, b) })
 	t.Run("EmployeeLocks", func(t *testing.T) { testEmployeeLocks(t, b) })
 	t.Run("Unclaimed", func(t *testing.T) { testUnclaimed(t, b) })
 	t.Run("DeviceUsers", func(t *testing.T) { testDeviceUsers(t, b) })
@@ -534,4 +537,168 @@ func testEmployeeLocks(t *testing.T, b Backend) {
 	must(t, <-done)
 	<-waited
 	must(t, <-done)
+}
+
+// testDeviceImages: what a device request reads of its device and account
+// (DeviceAndAccount) is what was last committed — whichever request or API
+// call wrote it, whether the writer kept an image of it (SQLite) or not —
+// and a state write that changes nothing but a last-seen time less than a
+// second old is skipped.
+func testDeviceImages(t *testing.T, b Backend) {
+	ctx := context.Background()
+	clock := NewClock(Epoch)
+	s := b.Open(t, store.Options{Now: clock.Now})
+	acme, _ := NewAccount(t, s, "Acme")
+	created, err := createDevice(t, s, acme.ID, attendance.DeviceInput{SerialNumber: attendance.Some("IMG1")})
+	must(t, err)
+	errFail := errors.New("request failed")
+	// request runs fn as a device request does: in a shared transaction,
+	// between reading the device and saving its state. errFailAfterSave
+	// from fn fails the request once its state is saved.
+	errFailAfterSave := errors.New("request failed after saving")
+	request := func(fn func(d *attendance.Device, a attendance.Account) error) error {
+		return s.InTxShared(ctx, func(tx *store.Tx) error {
+			d, a, found, err := tx.DeviceAndAccount(ctx, "IMG1")
+			if err != nil || !found {
+				return fmt.Errorf("device and account: found %v, %v", found, err)
+			}
+			ferr := fn(&d, a)
+			if ferr != nil && !errors.Is(ferr, errFailAfterSave) {
+				return ferr
+			}
+			if err := tx.SaveDeviceState(ctx, &d); err != nil {
+				return err
+			}
+			return ferr
+		})
+	}
+	read := func() (attendance.Device, attendance.Account) {
+		t.Helper()
+		var d attendance.Device
+		var a attendance.Account
+		must(t, request(func(dev *attendance.Device, acct attendance.Account) error {
+			d, a = *dev, acct
+			return nil
+		}))
+		return d, a
+	}
+	stored := func() attendance.Device {
+		t.Helper()
+		d, err := s.Device(ctx, acme.ID, created.ID)
+		must(t, err)
+		return d
+	}
+
+	// A request's state is what the next one reads; the map it was handed
+	// is its own.
+	must(t, request(func(d *attendance.Device, _ attendance.Account) error {
+		d.Status, d.LastSeenAt, d.Stamps = attendance.DeviceStatusOnline, Epoch, map[string]string{"ATTLOG": "1"}
+		return nil
+	}))
+	for _, fail := range []error{errFail, errFailAfterSave} {
+		if err := request(func(d *attendance.Device, _ attendance.Account) error {
+			d.Stamps["ATTLOG"] = "changed, not committed"
+			return fail
+		}); !errors.Is(err, fail) {
+			t.Fatalf("failed request: %v", err)
+		}
+	}
+	if d, _ := read(); d.Stamps["ATTLOG"] != "1" || d.Status != attendance.DeviceStatusOnline {
+		t.Fatalf("after a saved and a failed request: %+v", d)
+	}
+	if d := stored(); d.Stamps["ATTLOG"] != "1" || !d.LastSeenAt.Equal(Epoch) {
+		t.Fatalf("stored: %+v", d)
+	}
+
+	// Only the last-seen time moved, by less than a second: not written;
+	// by a second or more since the stored one: written.
+	for _, step := range []struct {
+		at     time.Duration
+		stored time.Duration
+	}{{400 * time.Millisecond, 0}, {900 * time.Millisecond, 0}, {1100 * time.Millisecond, 1100 * time.Millisecond}, {1500 * time.Millisecond, 1100 * time.Millisecond}} {
+		must(t, request(func(d *attendance.Device, _ attendance.Account) error {
+			d.LastSeenAt = Epoch.Add(step.at)
+			return nil
+		}))
+		if got := stored().LastSeenAt; !got.Equal(Epoch.Add(step.stored)) {
+			t.Fatalf("seen at +%s: stored last seen %s, want +%s", step.at, got, step.stored)
+		}
+	}
+	// Anything else that changed is written at once.
+	must(t, request(func(d *attendance.Device, _ attendance.Account) error {
+		d.LastSeenAt, d.Firmware = Epoch.Add(1600*time.Millisecond), "Ver 9"
+		return nil
+	}))
+	if got := stored(); got.Firmware != "Ver 9" || !got.LastSeenAt.Equal(Epoch.Add(1600*time.Millisecond)) {
+		t.Fatalf("firmware changed: stored %+v", got)
+	}
+
+	// Writes by anything but a device request are read by the next request.
+	key := "s3cret"
+	must(t, s.InTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.UpdateDevice(ctx, acme.ID, created.ID, attendance.DeviceInput{Name: attendance.Some("Gate"), CommKey: attendance.Some(&key)})
+		return err
+	}))
+	if d, _ := read(); d.Name != "Gate" || d.CommKey != key || d.Firmware != "Ver 9" {
+		t.Fatalf("after an update: %+v", d)
+	}
+	must(t, s.InTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.UpdateSettings(ctx, acme.ID, attendance.SettingsInput{DedupWindowSeconds: attendance.Some(77)})
+		return err
+	}))
+	if _, a := read(); a.Settings.DedupWindowSeconds != 77 {
+		t.Fatalf("after a settings update: %+v", a.Settings)
+	}
+	clock.Advance(time.Hour)
+	must(t, s.InTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.MarkOffline(ctx, clock.Now().Add(-time.Minute).UnixMicro(), 100)
+		return err
+	}))
+	if d, _ := read(); d.Status != attendance.DeviceStatusOffline {
+		t.Fatalf("after offline detection: status %s", d.Status)
+	}
+	must(t, s.InTx(ctx, func(tx *store.Tx) error { return tx.DeleteDevice(ctx, acme.ID, created.ID) }))
+	if err := request(func(*attendance.Device, attendance.Account) error { return nil }); err == nil {
+		t.Fatal("a deleted device is still found")
+	}
+
+	// Requests of one device committed together, some failing: every saved
+	// change is read by the next, none of a failed one.
+	again, err := createDevice(t, s, acme.ID, attendance.DeviceInput{SerialNumber: attendance.Some("IMG1")})
+	must(t, err)
+	const requests = 64
+	var wg sync.WaitGroup
+	var saved atomic.Int64
+	for i := range requests {
+		wg.Go(func() {
+			err := request(func(d *attendance.Device, _ attendance.Account) error {
+				if d.ID != again.ID {
+					return fmt.Errorf("read device %s, want %s", d.ID, again.ID)
+				}
+				n, _ := strconv.Atoi(d.Stamps["n"])
+				d.Stamps = map[string]string{"n": strconv.Itoa(n + 1)}
+				switch i % 5 {
+				case 0:
+					return errFail
+				case 1:
+					return errFailAfterSave
+				}
+				return nil
+			})
+			switch {
+			case err == nil:
+				saved.Add(1)
+			case !errors.Is(err, errFail) && !errors.Is(err, errFailAfterSave):
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	want := strconv.Itoa(int(saved.Load()))
+	if d, _ := read(); d.Stamps["n"] != want {
+		t.Fatalf("after %d saved requests: read n = %q", saved.Load(), d.Stamps["n"])
+	}
+	if d, err := s.Device(ctx, acme.ID, again.ID); err != nil || d.Stamps["n"] != want {
+		t.Fatalf("after %d saved requests: stored n = %q (%v)", saved.Load(), d.Stamps["n"], err)
+	}
 }
