@@ -259,13 +259,21 @@ func testEvents(t *testing.T, b Backend) {
 	}
 }
 
-func testDeviceState(t *testing.T, b Backend) {
-	ctx := context.Background()
+// openWithDevice opens a store on a settable clock with an account and a
+// device of that serial number.
+func openWithDevice(t *testing.T, b Backend, serial string) (*store.Store, *Clock, attendance.Account, attendance.Device) {
+	t.Helper()
 	clock := NewClock(Epoch)
 	s := b.Open(t, store.Options{Now: clock.Now})
 	acme, _ := NewAccount(t, s, "Acme")
-	d, err := createDevice(t, s, acme.ID, attendance.DeviceInput{SerialNumber: attendance.Some("STATE1")})
+	d, err := createDevice(t, s, acme.ID, attendance.DeviceInput{SerialNumber: attendance.Some(serial)})
 	must(t, err)
+	return s, clock, acme, d
+}
+
+func testDeviceState(t *testing.T, b Backend) {
+	ctx := context.Background()
+	s, clock, acme, d := openWithDevice(t, b, "STATE1")
 	off, tz, users, capacity := 300, 330, 12, 100000
 	d.Status, d.LastSeenAt, d.ClockOffsetSeconds, d.Firmware = attendance.DeviceStatusOnline, Epoch, &off, "Ver 2.0"
 	d.Protocol, d.PushVersion, d.Language, d.IPAddress, d.CompleteThrough = "attendance", "2.4.1", "69", "10.0.0.2", Epoch
@@ -331,7 +339,7 @@ func testDeviceState(t *testing.T, b Backend) {
 	if changed != 1 {
 		t.Fatalf("%d offline transitions, want 1", changed)
 	}
-	got, err = s.Device(ctx, acme.ID, d.ID)
+	got, err := s.Device(ctx, acme.ID, d.ID)
 	must(t, err)
 	if got.Status != attendance.DeviceStatusOffline {
 		t.Fatalf("status %s", got.Status)
@@ -546,11 +554,7 @@ func testEmployeeLocks(t *testing.T, b Backend) {
 // second old is skipped.
 func testDeviceImages(t *testing.T, b Backend) {
 	ctx := context.Background()
-	clock := NewClock(Epoch)
-	s := b.Open(t, store.Options{Now: clock.Now})
-	acme, _ := NewAccount(t, s, "Acme")
-	created, err := createDevice(t, s, acme.ID, attendance.DeviceInput{SerialNumber: attendance.Some("IMG1")})
-	must(t, err)
+	s, clock, acme, created := openWithDevice(t, b, "IMG1")
 	errFail := errors.New("request failed")
 	// request runs fn as a device request does: in a shared transaction,
 	// between reading the device and saving its state. errFailAfterSave
