@@ -32,6 +32,10 @@ import (
 //     it can read an older image — by moving the cache's generation on; an
 //     image is valid only in the generation it was made in.
 //
+// The serving process is the only writer of its SQLite file (a node of its
+// own; `accounts create` from the command line only adds an account), so
+// no write escapes the watch; docs/OPERATIONS.md says so for hand edits.
+//
 // PostgreSQL serves several nodes, whose writes one node cannot see: it
 // reads the device row every time (locking it). Both dialects use a
 // transaction's own image to skip a state write that would change nothing
