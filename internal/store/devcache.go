@@ -41,8 +41,9 @@ import (
 // transaction's own image to skip a state write that would change nothing
 // but a last-seen time less than a second old (deviceStateUnchanged).
 
-// maxDeviceImages bounds the cache; past it the cache starts again.
-const maxDeviceImages = 100_000
+// maxDeviceImages bounds the cache (an image is about a kilobyte); past it
+// the cache starts again.
+const maxDeviceImages = 20_000
 
 // lastSeenResolution is how far last_seen_at may lag the device's last
 // request when nothing else about the device changed.
