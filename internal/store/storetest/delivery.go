@@ -165,6 +165,18 @@ func testOutbox(t *testing.T, b Backend) {
 	if len(head) != 3 || head[0].EventID != punch[0] || head[1].EventID != punch[1] || head[2].EventID != status[0] || head[0].Payload == nil {
 		t.Fatalf("queue head %+v", head)
 	}
+	// Each delivery carries its event's sequence number, which orders the queue.
+	recorded, err := s.EventsSince(ctx, a.ID, 0, 10)
+	must(t, err)
+	seqOf := map[string]int64{}
+	for _, e := range recorded {
+		seqOf[e.ID] = e.Seq
+	}
+	for _, d := range head {
+		if d.EventSeq != seqOf[d.EventID] || d.EventSeq == 0 {
+			t.Fatalf("delivery of %s: event seq %d, the event's is %d", d.EventID, d.EventSeq, seqOf[d.EventID])
+		}
+	}
 	if next, err := s.NextWebhookDue(ctx); err != nil || !next.Equal(clock.Now()) {
 		t.Fatalf("next due %v %v", next, err)
 	}
