@@ -64,7 +64,7 @@ func (tx *Tx) insertLines(ctx context.Context, lines []attendance.CommandLine) e
 			args = append(args, l.CommandSeq, l.DeviceID, l.Item, l.Key, l.Text, l.Status)
 		}
 		rows, err := tx.query(ctx, `INSERT INTO command_lines (command_seq, device_id, item, item_key, text, status) VALUES `+
-			strings.Repeat(row+", ", len(chunk)-1)+row+` RETURNING seq`, args...)
+			valuesRows(row, len(chunk))+` RETURNING seq`, args...)
 		if err != nil {
 			return fmt.Errorf("insert command lines: %w", err)
 		}

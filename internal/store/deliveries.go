@@ -221,7 +221,7 @@ func (tx *Tx) UpdateDeliveries(ctx context.Context, ds []*attendance.Delivery) e
 				d.LastError, micros(d.DeliveredAt), micros(d.FailedAt))
 		}
 		_, err := tx.exec(ctx, `WITH v (id, status, isolated, attempts, slot, next_attempt_at, last_attempt_at, last_status_code, last_error, delivered_at, failed_at)
-			AS (VALUES `+strings.Repeat(row+", ", len(chunk)-1)+row+`)
+			AS (VALUES `+valuesRows(row, len(chunk))+`)
 			UPDATE deliveries SET status = v.status, isolated = v.isolated, attempts = v.attempts, slot = v.slot, next_attempt_at = v.next_attempt_at,
 			last_attempt_at = v.last_attempt_at, last_status_code = v.last_status_code, last_error = v.last_error, delivered_at = v.delivered_at,
 			failed_at = v.failed_at FROM v WHERE deliveries.id = v.id`, args...)
@@ -243,7 +243,7 @@ func (tx *Tx) InsertAttempts(ctx context.Context, as []attendance.Attempt) error
 			args = append(args, a.DeliveryID, a.Attempt, micros(a.StartedAt), a.Duration.Microseconds(), a.StatusCode, a.ResponseExcerpt, a.Error, micros(a.NextAttemptAt))
 		}
 		_, err := tx.exec(ctx, `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_us, status_code, response_excerpt, error, next_attempt_at)
-			VALUES `+strings.Repeat(row+", ", len(chunk)-1)+row, args...)
+			VALUES `+valuesRows(row, len(chunk)), args...)
 		if err != nil {
 			return fmt.Errorf("insert attempts: %w", err)
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/punchconnect/punchconnect/internal/attendance"
@@ -92,11 +91,11 @@ func (tx *Tx) insertEvents(ctx context.Context, events []attendance.Event) error
 			// Typed, as the values feed a SELECT whose filter waits for the locks.
 			args = append(args, lockArgs...)
 			query = `WITH ` + lock + ` INSERT INTO events (id, account_id, type, created_at, device_id, employee_id, punch_id, payload)
-				SELECT v.* FROM (VALUES ` + rows(typedEventRow, len(chunk)) + `) AS v WHERE (SELECT n FROM locked) >= 0 RETURNING id, seq`
+				SELECT v.* FROM (VALUES ` + valuesRows(typedEventRow, len(chunk)) + `) AS v WHERE (SELECT n FROM locked) >= 0 RETURNING id, seq`
 			lock = "" // held to commit: later chunks need not ask again
 		} else {
 			query = `INSERT INTO events (id, account_id, type, created_at, device_id, employee_id, punch_id, payload) VALUES ` +
-				rows("(?, ?, ?, ?, ?, ?, ?, ?)", len(chunk)) + ` RETURNING id, seq`
+				valuesRows("(?, ?, ?, ?, ?, ?, ?, ?)", len(chunk)) + ` RETURNING id, seq`
 		}
 		args = appendEventArgs(args, chunk)
 		if err := tx.insertReturningSeqs(ctx, query, args, seqs); err != nil {
@@ -136,13 +135,13 @@ func (tx *Tx) insertEventsAndDeliveries(ctx context.Context, events []attendance
 	}
 	query := `WITH ` + lock + `,
 		ev AS (INSERT INTO events (id, account_id, type, created_at, device_id, employee_id, punch_id, payload)
-			SELECT v.* FROM (VALUES ` + rows(typedEventRow, len(events)) + `) AS v WHERE (SELECT n FROM locked) >= 0 RETURNING id, seq),
+			SELECT v.* FROM (VALUES ` + valuesRows(typedEventRow, len(events)) + `) AS v WHERE (SELECT n FROM locked) >= 0 RETURNING id, seq),
 		dl AS (INSERT INTO deliveries (id, account_id, webhook_id, event_id, event_seq, event_type, status, scheduled_from, next_attempt_at, source, created_at)
 			SELECT d.id, d.account_id, d.webhook_id, d.event_id, ev.seq, d.event_type, d.status, d.scheduled_from, d.next_attempt_at, d.source, d.created_at
-			FROM (VALUES ` + rows("(?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::bigint, ?::bigint, ?::text, ?::bigint)", len(deliveries)) + `)
+			FROM (VALUES ` + valuesRows("(?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::bigint, ?::bigint, ?::text, ?::bigint)", len(deliveries)) + `)
 				AS d(id, account_id, webhook_id, event_id, event_type, status, scheduled_from, next_attempt_at, source, created_at)
 			JOIN ev ON ev.id = d.event_id),
-		due AS (UPDATE webhooks AS w SET next_due_at = u.at FROM (VALUES ` + rows("(?::text, ?::bigint)", len(due)) + `) AS u(id, at)
+		due AS (UPDATE webhooks AS w SET next_due_at = u.at FROM (VALUES ` + valuesRows("(?::text, ?::bigint)", len(due)) + `) AS u(id, at)
 			WHERE w.id = u.id AND (w.next_due_at = 0 OR w.next_due_at > u.at) AND (SELECT n FROM locked) >= 0)
 		SELECT id, seq FROM ev`
 	if err := tx.insertReturningSeqs(ctx, query, args, map[string]int64{}); err != nil {
@@ -155,9 +154,6 @@ func (tx *Tx) insertEventsAndDeliveries(ctx context.Context, events []attendance
 
 // typedEventRow is an event's VALUES row typed, as the values feed a SELECT.
 const typedEventRow = "(?::text, ?::text, ?::text, ?::bigint, ?::text, ?::text, ?::text, ?::text)"
-
-// rows repeats a VALUES row n times.
-func rows(row string, n int) string { return strings.Repeat(row+", ", n-1) + row }
 
 func appendEventArgs(args []any, events []attendance.Event) []any {
 	for _, e := range events {
@@ -209,7 +205,7 @@ func (tx *Tx) InsertDeliveries(ctx context.Context, ds []attendance.Delivery) er
 				micros(d.ScheduledFrom), micros(d.NextAttemptAt), d.Source, micros(d.CreatedAt))
 		}
 		_, err := tx.exec(ctx, `INSERT INTO deliveries (id, account_id, webhook_id, event_id, event_seq, event_type, status,
-			scheduled_from, next_attempt_at, source, created_at) VALUES `+strings.Repeat(row+", ", len(chunk)-1)+row, args...)
+			scheduled_from, next_attempt_at, source, created_at) VALUES `+valuesRows(row, len(chunk)), args...)
 		if err != nil {
 			return fmt.Errorf("insert deliveries: %w", err)
 		}

@@ -90,7 +90,7 @@ func (tx *Tx) InsertPunches(ctx context.Context, punches []attendance.Punch) (ma
 	for start := 0; start < len(punches); start += insertChunk {
 		chunk := punches[start:min(start+insertChunk, len(punches))]
 		row := "(" + strings.Repeat("?, ", punchInsertColCount-1) + "?)"
-		q := `INSERT INTO punches (` + punchInsertCols + `) VALUES ` + strings.Repeat(row+", ", len(chunk)-1) + row +
+		q := `INSERT INTO punches (` + punchInsertCols + `) VALUES ` + valuesRows(row, len(chunk)) +
 			` ON CONFLICT (account_id, dedup_key) DO NOTHING RETURNING id`
 		args := make([]any, 0, len(chunk)*punchInsertColCount)
 		for i := range chunk {

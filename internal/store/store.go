@@ -579,6 +579,9 @@ func (c conn) in(column string, values []string) (string, any) {
 	return column + " IN (SELECT value FROM json_each(?))", string(b)
 }
 
+// valuesRows is row, a VALUES tuple of placeholders, n times over.
+func valuesRows(row string, n int) string { return strings.Repeat(row+", ", n-1) + row }
+
 // indexedBy pins SQLite's choice of index for a hot query whose best plan
 // its planner cannot know without statistics; PostgreSQL plans from its own.
 func (c conn) indexedBy(index string) string {
