@@ -83,11 +83,13 @@ func (s *Store) ReleaseAllLeases(ctx context.Context) error {
 	return err
 }
 
-// NextWebhookDue is the earliest time an enabled endpoint needs the
-// dispatcher (zero: none does).
+// NextWebhookDue is the earliest time an enabled endpoint that no live lease
+// holds needs the dispatcher (zero: none does). Endpoints leased to a node are
+// that node's to send to; they count again once their lease has run out.
 func (s *Store) NextWebhookDue(ctx context.Context) (time.Time, error) {
 	var next sql.NullInt64
-	err := s.reader().queryRow(ctx, `SELECT MIN(next_due_at) FROM webhooks WHERE next_due_at > 0 AND deleted_at IS NULL AND enabled = ?`, true).Scan(&next)
+	err := s.reader().queryRow(ctx, `SELECT MIN(next_due_at) FROM webhooks WHERE next_due_at > 0 AND deleted_at IS NULL AND enabled = ? AND lease_until < ?`,
+		true, micros(s.now())).Scan(&next)
 	if err != nil || !next.Valid {
 		return time.Time{}, err
 	}

@@ -219,6 +219,10 @@ func testLeases(t *testing.T, b Backend) {
 	if len(first) != 1 || first[0].ID != w.ID || len(second) != 0 {
 		t.Fatalf("claims: node-1 %d, node-2 %d", len(first), len(second))
 	}
+	// A leased endpoint is its holder's: no other node need try to claim it.
+	if next, err := s.NextWebhookDue(ctx); err != nil || !next.IsZero() {
+		t.Fatalf("next due with the only endpoint leased: %v %v", next, err)
+	}
 	clock.Advance(10 * time.Second)
 	ok, err := s.RenewLease(ctx, w.ID, "node-1", clock.Now().Add(15*time.Second))
 	must(t, err)
@@ -230,6 +234,9 @@ func testLeases(t *testing.T, b Backend) {
 		t.Fatal("a renewed lease was taken")
 	}
 	clock.Advance(20 * time.Second) // node-1 went silent
+	if next, err := s.NextWebhookDue(ctx); err != nil || next.IsZero() {
+		t.Fatalf("next due once the lease ran out: %v %v", next, err)
+	}
 	if second, _ = s.ClaimDueWebhooks(ctx, "node-2", 15*time.Second, 10); len(second) != 1 {
 		t.Fatal("an expired lease was not taken over")
 	}
