@@ -225,6 +225,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.wg.Go(func() { m.watchOffline(bg) })
 	m.wg.Go(func() { m.expireCommands(bg) })
+	m.wg.Go(func() { s.RunSignals(bg, m.Logger) })
 	m.wg.Go(func() { dispatcher.Run(bg) })
 	m.wg.Go(func() { dispatcher.RunReplays(bg) })
 	m.wg.Go(func() { notifier.Run(bg) })

@@ -131,14 +131,23 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	defer t.Stop()
 	repair := time.NewTicker(time.Minute)
 	defer repair.Stop()
+	claim := true
 	for {
-		d.claim(ctx)
+		if claim {
+			d.claim(ctx)
+		}
+		claim = true
 		select {
 		case <-ctx.Done():
 			d.wg.Wait()
 			return
 		case <-d.cfg.Store.DeliveriesQueued():
 			d.wakeWorkers()
+		case <-d.cfg.Store.OthersQueued():
+			// Another node queued them: it claims the endpoints nobody
+			// holds; this node's workers look at theirs.
+			d.wakeWorkers()
+			claim = false
 		case <-d.kick:
 			d.wakeWorkers()
 		case <-d.done:

@@ -66,8 +66,9 @@ type Store struct {
 	write *sql.DB
 	read  *sql.DB
 	now   func() time.Time
-	// path is the SQLite database file ("" on PostgreSQL).
-	path string
+	// path is the SQLite database file ("" on PostgreSQL); url is the
+	// PostgreSQL URL ("" on SQLite).
+	path, url string
 	// committer gathers concurrent SQLite transactions into one commit.
 	committer *committer
 	// Prepared statements of the SQLite read and write pools (nil on
@@ -93,17 +94,6 @@ type Store struct {
 	background *Store
 }
 
-// signals wake this node's background work when a transaction commits.
-type signals struct {
-	// deliveriesQueued is signalled when a transaction that queued
-	// deliveries commits, to wake the dispatcher.
-	deliveriesQueued chan struct{}
-	// eventsRecorded is closed, and replaced, whenever a transaction that
-	// recorded events commits (event streams wait on it).
-	mu             sync.Mutex
-	eventsRecorded chan struct{}
-}
-
 // backgroundConns is the size of the PostgreSQL pool of background work.
 const backgroundConns = 8
 
@@ -116,32 +106,6 @@ func (s *Store) Background() *Store {
 	return s
 }
 
-// EventsRecorded returns a channel closed when a transaction of this node
-// next commits events. Other nodes' events are seen by polling.
-func (s *Store) EventsRecorded() <-chan struct{} {
-	s.signals.mu.Lock()
-	defer s.signals.mu.Unlock()
-	return s.signals.eventsRecorded
-}
-
-func (s *Store) announceEvents() {
-	s.signals.mu.Lock()
-	defer s.signals.mu.Unlock()
-	close(s.signals.eventsRecorded)
-	s.signals.eventsRecorded = make(chan struct{})
-}
-
-// DeliveriesQueued is signalled (coalesced) whenever a transaction of this
-// node that queued deliveries has committed.
-func (s *Store) DeliveriesQueued() <-chan struct{} { return s.signals.deliveriesQueued }
-
-func (s *Store) wakeDeliveries() {
-	select {
-	case s.signals.deliveriesQueued <- struct{}{}:
-	default:
-	}
-}
-
 // Open connects to the database at rawURL: sqlite://PATH (PATH relative to the
 // working directory, or sqlite:///absolute/path) or postgres://…. It does not
 // migrate; call Migrate.
@@ -152,12 +116,13 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 20
 	}
-	s := &Store{now: opts.Now, signals: &signals{deliveriesQueued: make(chan struct{}, 1), eventsRecorded: make(chan struct{})}, devices: newDeviceCache()}
+	s := &Store{now: opts.Now, signals: newSignals(), devices: newDeviceCache()}
 	s.committer = &committer{s: s}
 	var err error
 	switch {
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
 		s.dialect = Postgres
+		s.url = rawURL
 		s.write, err = sql.Open("pgx", rawURL)
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)

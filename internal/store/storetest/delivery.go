@@ -2,9 +2,13 @@ package storetest
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/url"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +26,7 @@ func runDelivery(t *testing.T, b Backend) {
 	t.Run("RetrySlots", func(t *testing.T) { testRetrySlots(t, b) })
 	t.Run("Replay", func(t *testing.T) { testReplay(t, b) })
 	t.Run("Notifications", func(t *testing.T) { testNotifications(t, b) })
+	t.Run("Signals", func(t *testing.T) { testSignals(t, b) })
 }
 
 // NewWebhook registers a webhook for tests.
@@ -499,4 +504,74 @@ func testUpdateDeliveries(t *testing.T, b Backend) {
 			t.Errorf("delivery %d:\n got %+v\nwant %+v", i, g, w)
 		}
 	}
+}
+
+// testSignals: a node hears at once of the events and deliveries another
+// node commits (PostgreSQL: RunSignals), also after the connections that
+// carry the signals were cut; on SQLite, one node, RunSignals returns at once.
+func testSignals(t *testing.T, b Backend) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	u := b.NewURL(t)
+	s1 := OpenURL(t, u, store.Options{})
+	s2 := OpenURL(t, u, store.Options{})
+	log := slog.New(slog.DiscardHandler)
+	if s1.Dialect() != store.Postgres {
+		s1.RunSignals(ctx, log)
+		return
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { s1.RunSignals(ctx, log) })
+	wg.Go(func() { s2.RunSignals(ctx, log) })
+	a, _ := NewAccount(t, s2, "Acme")
+	w := NewWebhook(t, s2, a.ID, "https://a.example/hook")
+	heard := func(what string) {
+		t.Helper()
+		select {
+		case <-s1.OthersQueued():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("node 1 did not hear %s", what)
+		}
+	}
+	// Node 1's listener wakes it once connected, for what it may have missed.
+	heard("that it listens")
+	recorded := s1.EventsRecorded()
+	RecordEvents(t, s2, a.ID, attendance.EventAttendancePunch, 1)
+	heard("node 2's events")
+	select {
+	case <-recorded:
+	default:
+		t.Fatal("node 1's event streams were not woken")
+	}
+	// Retry queues deliveries without events: heard too.
+	retry := func() {
+		must(t, s2.InTx(ctx, func(tx *store.Tx) error {
+			_, err := tx.RequeueFailed(ctx, a.ID, w.ID, time.Time{})
+			return err
+		}))
+	}
+	retry()
+	heard("node 2's retry")
+
+	// The connections carrying the signals are cut (a PostgreSQL restart, a
+	// proxy's timeout): both nodes reconnect, node 2's next commit is heard.
+	parsed, err := url.Parse(u)
+	must(t, err)
+	schema := parsed.Query().Get("search_path")
+	db, err := sql.Open("pgx", u)
+	must(t, err)
+	defer db.Close()
+	var cut int
+	must(t, db.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name IN ($1, $2)`,
+		"punchconnect listen "+schema, "punchconnect notify "+schema).Scan(&cut))
+	if cut != 4 {
+		t.Fatalf("cut %d signal connections, want 4 (two a node)", cut)
+	}
+	heard("that it listens again")
+	// Node 2's notifying connection learns it was cut when it next sends;
+	// the signal it could not send is sent on the next connection.
+	retry()
+	heard("node 2's retry after reconnecting")
 }
