@@ -563,11 +563,22 @@ func testSignals(t *testing.T, b Backend) {
 	db, err := sql.Open("pgx", u)
 	must(t, err)
 	defer db.Close()
+	names := []any{"punchconnect listen " + schema, "punchconnect notify " + schema}
+	var open int
+	for range 500 { // node 1's notifying connection may still be connecting
+		must(t, db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name IN ($1, $2)`, names...).Scan(&open))
+		if open == 4 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if open != 4 {
+		t.Fatalf("%d signal connections, want 4 (two a node)", open)
+	}
 	var cut int
-	must(t, db.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name IN ($1, $2)`,
-		"punchconnect listen "+schema, "punchconnect notify "+schema).Scan(&cut))
+	must(t, db.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name IN ($1, $2)`, names...).Scan(&cut))
 	if cut != 4 {
-		t.Fatalf("cut %d signal connections, want 4 (two a node)", cut)
+		t.Fatalf("cut %d signal connections, want 4", cut)
 	}
 	heard("that it listens again")
 	// Node 2's notifying connection learns it was cut when it next sends;
