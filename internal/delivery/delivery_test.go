@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -670,6 +671,69 @@ func TestRetryAfterHoldsTheEndpoint(t *testing.T) {
 		rc.setAnswer(nil)
 		h.advance(4 * time.Minute) // 10 minutes after the 503
 		rc.waitFor(t, "the held event", func(got []received) bool { return len(delivered(got)) == 1 })
+		h.waitSettled(w.ID, 1)
+	})
+}
+
+// TestRetryDuringFailingProbe: the endpoint's owner asks for a retry while
+// a probe, sent before the endpoint came back, is on its way and then fails:
+// the retry still probes at once, instead of the failed probe sending the
+// queue to its next slot (5 minutes away here, hours later in a schedule).
+func TestRetryDuringFailingProbe(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b)
+		var calls atomic.Int32
+		inFlight, release, delivered := make(chan struct{}), make(chan struct{}), make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			switch calls.Add(1) {
+			case 1: // the first attempt: down
+				w.WriteHeader(http.StatusInternalServerError)
+			case 2: // the 1m slot's probe: down when it arrived
+				close(inFlight)
+				<-release
+				w.WriteHeader(http.StatusInternalServerError)
+			case 3:
+				w.WriteHeader(http.StatusOK)
+				close(delivered)
+			default:
+				w.WriteHeader(http.StatusOK)
+			}
+		}))
+		defer srv.Close()
+		released := false
+		defer func() {
+			if !released {
+				close(release)
+			}
+		}()
+		w := h.webhook(srv.URL)
+		h.emit(1)
+		h.waitDeliveries(w.ID, "the first attempt's failure", func(ds []attendance.Delivery) bool {
+			return len(ds) == 1 && ds[0].Attempts == 1 && ds[0].Slot == 1
+		})
+		h.advance(time.Minute)
+		select {
+		case <-inFlight:
+		case <-time.After(15 * time.Second):
+			t.Fatal("the 1m slot did not probe")
+		}
+		h.clock.Advance(time.Second)
+		err := h.store.InTx(context.Background(), func(tx *store.Tx) error {
+			_, err := tx.RequeueFailed(context.Background(), h.account.ID, w.ID, time.Time{})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.disp.Kick()
+		released = true
+		close(release)
+		select {
+		case <-delivered:
+		case <-time.After(15 * time.Second):
+			t.Fatalf("the retry did not probe again (%d requests): the queue waits for its next slot", calls.Load())
+		}
 		h.waitSettled(w.ID, 1)
 	})
 }

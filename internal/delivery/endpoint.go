@@ -348,6 +348,16 @@ func (e *endpoint) commit(ctx context.Context, w *attendance.Webhook, out *outco
 			}
 			tx.AfterCommit(e.d.notified)
 		}
+		if w.State != attendance.WebhookHealthy {
+			// A retry asked for a probe after this step's attempts began.
+			answered, err := tx.AnswerProbeRequest(ctx, w.ID, out.now)
+			if err != nil {
+				return err
+			}
+			if answered {
+				w.NotBefore = time.Time{}
+			}
+		}
 		return tx.SaveWebhookState(ctx, w, e.d.cfg.Owner, false)
 	})
 }

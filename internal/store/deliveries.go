@@ -438,18 +438,48 @@ func (tx *Tx) RequeueFailed(ctx context.Context, accountID, webhookID string, si
 		return 0, err
 	}
 	n, _ := res.RowsAffected()
-	// Probe now: due at once, whatever Retry-After said.
-	if _, err := tx.exec(ctx, `UPDATE webhooks SET next_due_at = ?, not_before = 0 WHERE id = ?`, micros(tx.Now), webhookID); err != nil {
+	// Probe now: due at once, whatever Retry-After said — and recorded, so
+	// that a failed probe already under way does not answer this request
+	// (AnswerProbeRequest).
+	if _, err := tx.exec(ctx, `UPDATE webhooks SET next_due_at = ?, not_before = 0, probe_requested_at = ? WHERE id = ?`,
+		micros(tx.Now), micros(tx.Now), webhookID); err != nil {
 		return 0, err
 	}
-	_, err = tx.exec(ctx, `UPDATE deliveries SET next_attempt_at = ? WHERE webhook_id = ? AND status = 'pending' AND next_attempt_at > ?
-		AND seq = (SELECT seq FROM deliveries WHERE webhook_id = ? AND status = 'pending' AND NOT isolated ORDER BY event_seq, seq LIMIT 1)`,
-		micros(tx.Now), webhookID, micros(tx.Now), webhookID)
-	if err != nil {
+	if err := tx.makeHeadDue(ctx, webhookID); err != nil {
 		return 0, err
 	}
 	tx.AfterCommit(tx.store.wakeDeliveries)
 	return int(n), nil
+}
+
+// makeHeadDue makes the first delivery of an endpoint's queue due now, if it
+// is not already.
+func (tx *Tx) makeHeadDue(ctx context.Context, webhookID string) error {
+	_, err := tx.exec(ctx, `UPDATE deliveries SET next_attempt_at = ? WHERE webhook_id = ? AND status = 'pending' AND next_attempt_at > ?
+		AND seq = (SELECT seq FROM deliveries WHERE webhook_id = ? AND status = 'pending' AND NOT isolated ORDER BY event_seq, seq LIMIT 1)`,
+		micros(tx.Now), webhookID, micros(tx.Now), webhookID)
+	return err
+}
+
+// AnswerProbeRequest is for the commit of a dispatcher step that began at
+// stepStart and leaves the endpoint failing. If a retry asked for a probe
+// since the step began, the step's failed attempts — sent before the request,
+// perhaps before the receiver came back — do not answer it: the queue's head
+// is made due now, and AnswerProbeRequest reports true (the caller drops any
+// Retry-After too). Without this, the step's commit would move the head to
+// its next slot (a minute or hours away) after the retry had found it due.
+// On PostgreSQL it locks the endpoint's row, as SaveWebhookState does, so a
+// retry committing later sees this commit's slots and moves the head itself.
+func (tx *Tx) AnswerProbeRequest(ctx context.Context, webhookID string, stepStart time.Time) (bool, error) {
+	var requested int64
+	err := tx.queryRow(ctx, `SELECT probe_requested_at FROM webhooks WHERE id = ?`+tx.forUpdate(), webhookID).Scan(&requested)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && requested < micros(stepStart)) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, tx.makeHeadDue(ctx, webhookID)
 }
 
 // CreateReplay records a replay job and counts the events it covers.

@@ -24,6 +24,7 @@ func runDelivery(t *testing.T, b Backend) {
 	t.Run("UpdateDeliveries", func(t *testing.T) { testUpdateDeliveries(t, b) })
 	t.Run("Leases", func(t *testing.T) { testLeases(t, b) })
 	t.Run("RetrySlots", func(t *testing.T) { testRetrySlots(t, b) })
+	t.Run("RetryDuringProbe", func(t *testing.T) { testRetryDuringProbe(t, b) })
 	t.Run("Replay", func(t *testing.T) { testReplay(t, b) })
 	t.Run("Notifications", func(t *testing.T) { testNotifications(t, b) })
 	t.Run("Signals", func(t *testing.T) { testSignals(t, b) })
@@ -329,6 +330,86 @@ func testRetrySlots(t *testing.T, b Backend) {
 			t.Fatalf("after delete: %+v", d)
 		}
 	}
+}
+
+// testRetryDuringProbe: a retry asked for while a probe is under way — its
+// request sent before the receiver came back, its failure committed after
+// the retry — is not answered by that probe: the queue's head is due again
+// once the probe's outcome is committed. A probe that began after the retry
+// answers it.
+func testRetryDuringProbe(t *testing.T, b Backend) {
+	ctx, clock, s, a, w := hookFixture(t, b)
+	slots := []time.Duration{0, time.Minute, 5 * time.Minute}
+	RecordEvents(t, s, a.ID, attendance.EventAttendancePunch, 2)
+	// probe is a dispatcher step that began at start, sent the head and
+	// failed, and commits now: the head moves to its next slot.
+	probe := func(start time.Time) (answered bool) {
+		t.Helper()
+		head, err := s.QueueHead(ctx, w.ID, 1)
+		must(t, err)
+		d := head[0]
+		d.Attempts++
+		d.Slot, d.NextAttemptAt, d.LastAttemptAt, d.LastStatusCode = 1, d.ScheduledFrom.Add(slots[1]), start, 503
+		hook := w
+		hook.State, hook.FailingSince, hook.NotBefore = attendance.WebhookFailing, start, start.Add(time.Hour) // with Retry-After
+		must(t, s.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.UpdateDeliveries(ctx, []*attendance.Delivery{&d}); err != nil {
+				return err
+			}
+			if _, err := tx.ConsumeDueSlots(ctx, w.ID, start, slots, "503"); err != nil {
+				return err
+			}
+			var err error
+			if answered, err = tx.AnswerProbeRequest(ctx, w.ID, start); err != nil {
+				return err
+			}
+			if answered {
+				hook.NotBefore = time.Time{}
+			}
+			return tx.SaveWebhookState(ctx, &hook, "", false)
+		}))
+		return answered
+	}
+	retry := func() {
+		t.Helper()
+		must(t, s.InTx(ctx, func(tx *store.Tx) error { _, err := tx.RequeueFailed(ctx, a.ID, w.ID, time.Time{}); return err }))
+	}
+	wantDue := func(want bool, what string) {
+		t.Helper()
+		due, err := s.QueueDue(ctx, w.ID, clock.Now())
+		must(t, err)
+		next, err := s.NextWebhookDue(ctx)
+		must(t, err)
+		if dueNow := !next.IsZero() && !next.After(clock.Now()); due != want || dueNow != want {
+			t.Fatalf("%s: queue due %v, endpoint next due %v at %v; want due %v", what, due, next, clock.Now(), want)
+		}
+	}
+
+	// No retry: the failed probe leaves the queue for its next slot.
+	clock.Advance(time.Second)
+	if probe(clock.Now()) {
+		t.Fatal("a probe answered a retry nobody asked for")
+	}
+	wantDue(false, "after a failed probe")
+
+	// The receiver is back; a probe is already on its way when the retry is
+	// asked for, and its failure is committed after the retry's.
+	clock.Advance(time.Second)
+	start := clock.Now()
+	clock.Advance(100 * time.Millisecond)
+	retry()
+	clock.Advance(100 * time.Millisecond)
+	if !probe(start) {
+		t.Fatal("a probe begun before the retry answered it")
+	}
+	wantDue(true, "after a retry during a failed probe")
+
+	// A probe begun after the retry answers it.
+	clock.Advance(time.Second)
+	if probe(clock.Now()) {
+		t.Fatal("a probe begun after the retry did not answer it")
+	}
+	wantDue(false, "after a failed probe begun after the retry")
 }
 
 func testReplay(t *testing.T, b Backend) {
