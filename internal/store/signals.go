@@ -98,10 +98,6 @@ func (s *Store) wakeDeliveries() {
 const (
 	signalRetryFirst = 100 * time.Millisecond
 	signalRetryLast  = 5 * time.Second
-	// listenCheck is how long the listening connection may stay quiet
-	// before it is checked with a ping (a peer gone without a word is
-	// otherwise noticed only by TCP keep-alive, minutes later).
-	listenCheck = 30 * time.Second
 	// notifySpacing is the least time between two notifications of a node.
 	// The first commit after a quiet spell is announced at once; under load
 	// commits are announced together, so that notifying — a transaction,
@@ -110,6 +106,11 @@ const (
 	// latency worse, not better: both cores were already busy).
 	notifySpacing = 20 * time.Millisecond
 )
+
+// listenCheck is how long the listening connection may stay quiet before it
+// is checked with a ping (a peer gone without a word is otherwise noticed
+// only by TCP keep-alive, minutes later). A variable for tests.
+var listenCheck = 30 * time.Second
 
 // RunSignals shares commit signals with the other nodes on the same
 // PostgreSQL database (and schema) until ctx ends: after this node commits
