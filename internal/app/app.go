@@ -139,6 +139,17 @@ func (m *Main) Run(ctx context.Context) error {
 	for name, db := range s.Pools() {
 		reg.MustRegister(collectors.NewDBStatsCollector(db, name))
 	}
+	if s.Dialect() == store.Postgres {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "punchconnect_cluster_signals_up",
+			Help: "1 while this node hears the other nodes' commits (its LISTEN connection is up); 0: it finds their events by polling.",
+		}, func() float64 {
+			if s.SignalsListening() {
+				return 1
+			}
+			return 0
+		}))
+	}
 	proxies, err := m.Config.Proxies()
 	if err != nil {
 		return err

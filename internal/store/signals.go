@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,6 +29,8 @@ type signals struct {
 	// othersQueued is signalled when another node has committed events or
 	// deliveries (RunSignals), to wake the dispatcher's workers.
 	othersQueued chan struct{}
+	// listening is true while this node's listening connection is up.
+	listening atomic.Bool
 	// publish asks RunSignals to tell the other nodes that a transaction of
 	// this node committed events or deliveries (coalesced: requests made
 	// while a notification is on its way, or within notifySpacing of the
@@ -81,6 +84,10 @@ func (s *Store) DeliveriesQueued() <-chan struct{} { return s.signals.deliveries
 // endpoints this node holds may have new deliveries. (Endpoints nobody holds
 // are claimed by the node that queued them.)
 func (s *Store) OthersQueued() <-chan struct{} { return s.signals.othersQueued }
+
+// SignalsListening reports whether this node hears the other nodes' commits
+// now: RunSignals runs and its listening connection is up (PostgreSQL).
+func (s *Store) SignalsListening() bool { return s.signals.listening.Load() }
 
 // announceEvents and wakeDeliveries run after a commit of this node.
 func (s *Store) announceEvents() {
@@ -215,6 +222,8 @@ func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig, channel, node s
 		return err
 	}
 	connected()
+	s.signals.listening.Store(true)
+	defer s.signals.listening.Store(false)
 	// Whatever other nodes committed while this one was not listening.
 	s.signals.fromOthers()
 	for {

@@ -601,6 +601,9 @@ func testSignals(t *testing.T, b Backend) {
 		s1.RunSignals(ctx, log)
 		return
 	}
+	if s1.SignalsListening() {
+		t.Fatal("listening before RunSignals")
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
@@ -616,8 +619,24 @@ func testSignals(t *testing.T, b Backend) {
 			t.Fatalf("node 1 did not hear %s", what)
 		}
 	}
+	// settle lets signals still on their way arrive (a commit may be
+	// announced twice, 20 ms apart), so that the next one heard is the next
+	// action's. A straggler later than this could only make the test weaker.
+	settle := func() {
+		for {
+			select {
+			case <-s1.OthersQueued():
+			case <-time.After(200 * time.Millisecond):
+				return
+			}
+		}
+	}
 	// Node 1's listener wakes it once connected, for what it may have missed.
 	heard("that it listens")
+	if !s1.SignalsListening() {
+		t.Fatal("node 1 heard that it listens, but does not say so")
+	}
+	settle()
 	recorded := s1.EventsRecorded()
 	RecordEvents(t, s2, a.ID, attendance.EventAttendancePunch, 1)
 	heard("node 2's events")
@@ -633,37 +652,75 @@ func testSignals(t *testing.T, b Backend) {
 			return err
 		}))
 	}
+	settle()
 	retry()
 	heard("node 2's retry")
 
 	// The connections carrying the signals are cut (a PostgreSQL restart, a
-	// proxy's timeout): both nodes reconnect, node 2's next commit is heard.
+	// proxy's timeout): node 1 listens again at once; node 2's notifying
+	// connection learns it was cut when it next sends, and sends the signal
+	// it could not send on its next connection.
 	parsed, err := url.Parse(u)
 	must(t, err)
 	schema := parsed.Query().Get("search_path")
 	db, err := sql.Open("pgx", u)
 	must(t, err)
 	defer db.Close()
-	names := []any{"punchconnect listen " + schema, "punchconnect notify " + schema}
-	var open int
+	pids := func(names ...any) map[int]bool {
+		t.Helper()
+		rows, err := db.QueryContext(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name IN ($1, $2)`, names...)
+		must(t, err)
+		defer rows.Close()
+		out := map[int]bool{}
+		for rows.Next() {
+			var pid int
+			must(t, rows.Scan(&pid))
+			out[pid] = true
+		}
+		must(t, rows.Err())
+		return out
+	}
+	listen, notify := "punchconnect listen "+schema, "punchconnect notify "+schema
+	var old map[int]bool
 	for range 500 { // node 1's notifying connection may still be connecting
-		must(t, db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name IN ($1, $2)`, names...).Scan(&open))
-		if open == 4 {
+		if old = pids(listen, notify); len(old) == 4 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if open != 4 {
-		t.Fatalf("%d signal connections, want 4 (two a node)", open)
+	if len(old) != 4 {
+		t.Fatalf("%d signal connections, want 4 (two a node)", len(old))
 	}
 	var cut int
-	must(t, db.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name IN ($1, $2)`, names...).Scan(&cut))
+	must(t, db.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name IN ($1, $2)`,
+		listen, notify).Scan(&cut))
 	if cut != 4 {
 		t.Fatalf("cut %d signal connections, want 4", cut)
 	}
-	heard("that it listens again")
-	// Node 2's notifying connection learns it was cut when it next sends;
-	// the signal it could not send is sent on the next connection.
+	reconnected := func() bool {
+		now := pids(listen, listen)
+		for pid := range now {
+			if old[pid] {
+				return false
+			}
+		}
+		return len(now) == 2 && s1.SignalsListening()
+	}
+	for range 500 {
+		if reconnected() {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !reconnected() {
+		t.Fatal("the nodes did not listen again on new connections")
+	}
+	settle()
 	retry()
 	heard("node 2's retry after reconnecting")
+	cancel()
+	wg.Wait()
+	if s1.SignalsListening() {
+		t.Fatal("node 1 says it listens after RunSignals returned")
+	}
 }
