@@ -1,12 +1,9 @@
 package store_test
 
 import (
-	"context"
 	"database/sql"
-	"log/slog"
 	"net/url"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,24 +21,10 @@ func TestQuietListenerKeepsItsConnection(t *testing.T) {
 		t.Skip("PostgreSQL only: " + storetest.PostgresURLEnv + " is not set")
 	}
 	defer store.SetListenCheck(20 * time.Millisecond)()
-	ctx, cancel := context.WithCancel(context.Background())
 	u := pg.NewURL(t)
-	s1 := storetest.OpenURL(t, u, store.Options{})
-	s2 := storetest.OpenURL(t, u, store.Options{})
-	log := slog.New(slog.DiscardHandler)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	wg.Go(func() { s1.RunSignals(ctx, log) })
-	wg.Go(func() { s2.RunSignals(ctx, log) })
-	heard := func(what string) {
-		t.Helper()
-		select {
-		case <-s1.OthersQueued():
-		case <-time.After(10 * time.Second):
-			t.Fatalf("node 1 did not hear %s", what)
-		}
-	}
+	n := storetest.StartSignalNodes(t, u)
+	defer n.Stop() // before listenCheck is restored
+	heard := func(what string) { t.Helper(); n.Heard(t, what) }
 	heard("that it listens")
 
 	parsed, err := url.Parse(u)
@@ -53,22 +36,8 @@ func TestQuietListenerKeepsItsConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	listeners := func() (pids []int) {
-		t.Helper()
-		rows, err := db.QueryContext(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name = $1 ORDER BY pid`,
-			"punchconnect listen "+parsed.Query().Get("search_path"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var pid int
-			if err := rows.Scan(&pid); err != nil {
-				t.Fatal(err)
-			}
-			pids = append(pids, pid)
-		}
-		return pids
+	listeners := func() []int {
+		return storetest.BackendPIDs(t, db, "punchconnect listen "+parsed.Query().Get("search_path"))
 	}
 	var before []int
 	for range 500 { // node 2 may still be connecting
@@ -81,7 +50,7 @@ func TestQuietListenerKeepsItsConnection(t *testing.T) {
 	if after := listeners(); !slices.Equal(after, before) || len(after) != 2 {
 		t.Fatalf("listening connections %v, then %v: want the same two", before, after)
 	}
-	a, _ := storetest.NewAccount(t, s2, "Acme")
-	storetest.RecordEvents(t, s2, a.ID, attendance.EventAttendancePunch, 1)
+	a, _ := storetest.NewAccount(t, n.S2, "Acme")
+	storetest.RecordEvents(t, n.S2, a.ID, attendance.EventAttendancePunch, 1)
 	heard("node 2's events after the pings")
 }

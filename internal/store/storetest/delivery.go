@@ -591,34 +591,17 @@ func testUpdateDeliveries(t *testing.T, b Backend) {
 // node commits (PostgreSQL: RunSignals), also after the connections that
 // carry the signals were cut; on SQLite, one node, RunSignals returns at once.
 func testSignals(t *testing.T, b Backend) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := context.Background()
 	u := b.NewURL(t)
-	s1 := OpenURL(t, u, store.Options{})
-	s2 := OpenURL(t, u, store.Options{})
-	log := slog.New(slog.DiscardHandler)
-	if s1.Dialect() != store.Postgres {
-		s1.RunSignals(ctx, log)
+	if s := OpenURL(t, u, store.Options{}); s.Dialect() != store.Postgres {
+		s.RunSignals(ctx, slog.New(slog.DiscardHandler))
 		return
 	}
-	if s1.SignalsListening() {
-		t.Fatal("listening before RunSignals")
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	wg.Go(func() { s1.RunSignals(ctx, log) })
-	wg.Go(func() { s2.RunSignals(ctx, log) })
+	n := StartSignalNodes(t, u)
+	s1, s2 := n.S1, n.S2
+	heard := func(what string) { t.Helper(); n.Heard(t, what) }
 	a, _ := NewAccount(t, s2, "Acme")
 	w := NewWebhook(t, s2, a.ID, "https://a.example/hook")
-	heard := func(what string) {
-		t.Helper()
-		select {
-		case <-s1.OthersQueued():
-		case <-time.After(10 * time.Second):
-			t.Fatalf("node 1 did not hear %s", what)
-		}
-	}
 	// settle lets signals still on their way arrive (a commit may be
 	// announced twice, 20 ms apart), so that the next one heard is the next
 	// action's. A straggler later than this could only make the test weaker.
@@ -666,18 +649,12 @@ func testSignals(t *testing.T, b Backend) {
 	db, err := sql.Open("pgx", u)
 	must(t, err)
 	defer db.Close()
-	pids := func(names ...any) map[int]bool {
+	pids := func(names ...string) map[int]bool {
 		t.Helper()
-		rows, err := db.QueryContext(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name IN ($1, $2)`, names...)
-		must(t, err)
-		defer rows.Close()
 		out := map[int]bool{}
-		for rows.Next() {
-			var pid int
-			must(t, rows.Scan(&pid))
+		for _, pid := range BackendPIDs(t, db, names...) {
 			out[pid] = true
 		}
-		must(t, rows.Err())
 		return out
 	}
 	listen, notify := "punchconnect listen "+schema, "punchconnect notify "+schema
@@ -698,7 +675,7 @@ func testSignals(t *testing.T, b Backend) {
 		t.Fatalf("cut %d signal connections, want 4", cut)
 	}
 	reconnected := func() bool {
-		now := pids(listen, listen)
+		now := pids(listen)
 		for pid := range now {
 			if old[pid] {
 				return false
@@ -718,9 +695,66 @@ func testSignals(t *testing.T, b Backend) {
 	settle()
 	retry()
 	heard("node 2's retry after reconnecting")
-	cancel()
-	wg.Wait()
+	n.Stop()
 	if s1.SignalsListening() {
 		t.Fatal("node 1 says it listens after RunSignals returned")
 	}
+}
+
+// SignalNodes are two stores on one PostgreSQL database, each running
+// RunSignals, as two nodes do.
+type SignalNodes struct {
+	S1, S2 *store.Store
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// StartSignalNodes opens two stores at u and runs their signals until Stop
+// or the end of the test.
+func StartSignalNodes(t *testing.T, u string) *SignalNodes {
+	t.Helper()
+	n := &SignalNodes{S1: OpenURL(t, u, store.Options{}), S2: OpenURL(t, u, store.Options{})}
+	if n.S1.SignalsListening() {
+		t.Fatal("listening before RunSignals")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	log := slog.New(slog.DiscardHandler)
+	n.wg.Go(func() { n.S1.RunSignals(ctx, log) })
+	n.wg.Go(func() { n.S2.RunSignals(ctx, log) })
+	t.Cleanup(n.Stop)
+	return n
+}
+
+// Stop ends both nodes' signals and waits for them.
+func (n *SignalNodes) Stop() {
+	n.cancel()
+	n.wg.Wait()
+}
+
+// Heard waits (bounded) until node 1 hears of another node's commit.
+func (n *SignalNodes) Heard(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case <-n.S1.OthersQueued():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("node 1 did not hear %s", what)
+	}
+}
+
+// BackendPIDs lists, in order, the PostgreSQL backends whose connections
+// carry one of the application names (as signal connections do).
+func BackendPIDs(t testing.TB, db *sql.DB, applicationNames ...string) []int {
+	t.Helper()
+	rows, err := db.QueryContext(context.Background(), `SELECT pid FROM pg_stat_activity WHERE application_name = ANY($1) ORDER BY pid`, applicationNames)
+	must(t, err)
+	defer rows.Close()
+	var pids []int
+	for rows.Next() {
+		var pid int
+		must(t, rows.Scan(&pid))
+		pids = append(pids, pid)
+	}
+	must(t, rows.Err())
+	return pids
 }
