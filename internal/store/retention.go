@@ -212,6 +212,16 @@ func pause(ctx context.Context) {
 	}
 }
 
+// DutyKey is the PostgreSQL advisory lock of a duty of the deployment in a
+// schema (Duty): deployments sharing a database in schemas of their own each
+// run their duties. pg_locks shows it as classid (the key's high 32 bits)
+// and objid (its low 32 bits).
+func DutyKey(schema, name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("punchconnect.duty." + schema + "." + strings.ToLower(name)))
+	return int64(h.Sum64())
+}
+
 // ErrDutyTaken means another node runs the duty now.
 var ErrDutyTaken = errors.New("another node runs this duty")
 
@@ -224,14 +234,16 @@ func (s *Store) Duty(ctx context.Context, name string, fn func(ctx context.Conte
 	if s.dialect != Postgres {
 		return fn(ctx)
 	}
+	schema, err := s.schemaName(ctx)
+	if err != nil {
+		return err
+	}
+	key := DutyKey(schema, name)
 	conn, err := s.write.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	h := fnv.New64a()
-	h.Write([]byte("punchconnect.duty." + strings.ToLower(name)))
-	key := int64(h.Sum64())
 	var got bool
 	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil {
 		return err

@@ -180,11 +180,28 @@ func (s *Store) RunSignals(ctx context.Context, log *slog.Logger) {
 // currentSchema reads the schema this store works in, retrying until the
 // database answers or ctx ends.
 func (s *Store) currentSchema(ctx context.Context, log *slog.Logger) (string, bool) {
-	var schema sql.NullString
-	ok := retrySignals(ctx, log, "read the current schema", func(func()) error {
-		return s.read.QueryRowContext(ctx, "SELECT current_schema()").Scan(&schema)
+	var schema string
+	ok := retrySignals(ctx, log, "read the current schema", func(func()) (err error) {
+		schema, err = s.schemaName(ctx)
+		return err
 	})
-	return schema.String, ok
+	return schema, ok
+}
+
+// schemaName is the schema this store works in (PostgreSQL: the first of
+// the URL's search_path that exists), read once.
+func (s *Store) schemaName(ctx context.Context) (string, error) {
+	s.schemaMu.Lock()
+	defer s.schemaMu.Unlock()
+	if s.schema != nil {
+		return *s.schema, nil
+	}
+	var name sql.NullString
+	if err := s.read.QueryRowContext(ctx, "SELECT current_schema()").Scan(&name); err != nil {
+		return "", err
+	}
+	s.schema = &name.String
+	return name.String, nil
 }
 
 // retrySignals runs step until it succeeds or ctx ends, waiting between

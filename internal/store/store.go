@@ -69,6 +69,10 @@ type Store struct {
 	// path is the SQLite database file ("" on PostgreSQL); url is the
 	// PostgreSQL URL ("" on SQLite).
 	path, url string
+	// schema is the PostgreSQL schema the store works in, once read
+	// (schemaName).
+	schemaMu sync.Mutex
+	schema   *string
 	// committer gathers concurrent SQLite transactions into one commit.
 	committer *committer
 	// Prepared statements of the SQLite read and write pools (nil on

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -97,15 +98,23 @@ func testDuty(t *testing.T, b Backend) {
 		t.Fatalf("second node ran the duty: %v", err)
 	}
 	must(t, s2.Duty(ctx, "another", func(context.Context) error { return nil }))
+	// Another deployment, in a schema of its own in the same database, runs
+	// its own.
+	other := OpenURL(t, b.NewURL(t), store.Options{})
+	must(t, other.Duty(ctx, "housekeeping", func(context.Context) error { return nil }))
 
 	// The node doing the duty dies (its database session ends, as when the
 	// process is killed): another node takes the duty over at once.
 	db, err := sql.Open("pgx", u)
 	must(t, err)
 	defer db.Close()
+	parsed, err := url.Parse(u)
+	must(t, err)
 	var killed int
 	must(t, db.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
-		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&killed))
+		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND ((classid::bigint << 32) | objid::bigint) = $1 AND objsubid = 1`,
+		store.DutyKey(parsed.Query().Get("search_path"), "housekeeping")).Scan(&killed))
 	if killed == 0 {
 		t.Fatal("no session held the duty's lock")
 	}
