@@ -152,26 +152,25 @@ func (s *Store) RunSignals(ctx context.Context, log *slog.Logger) {
 	_, _ = rand.Read(b[:])
 	node := hex.EncodeToString(b[:])
 	var wg sync.WaitGroup
-	conf := func(params ...string) *pgx.ConnConfig {
+	// A connection of its own, named for pg_stat_activity.
+	named := func(application string) *pgx.ConnConfig {
 		c := cfg.Copy()
 		if c.RuntimeParams == nil {
 			c.RuntimeParams = map[string]string{}
 		}
-		for i := 0; i+1 < len(params); i += 2 {
-			c.RuntimeParams[params[i]] = params[i+1]
-		}
+		c.RuntimeParams["application_name"] = application + " " + schema
 		return c
 	}
+	listenCfg, notifyCfg := named("punchconnect listen"), named("punchconnect notify")
+	notifyCfg.RuntimeParams["synchronous_commit"] = "off"
 	wg.Go(func() {
-		c := conf("application_name", "punchconnect listen "+schema)
 		retrySignals(ctx, log, "listen for other nodes' commits", func(connected func()) error {
-			return s.listen(ctx, c, channel, node, connected)
+			return s.listen(ctx, listenCfg, channel, node, connected)
 		})
 	})
 	wg.Go(func() {
-		c := conf("application_name", "punchconnect notify "+schema, "synchronous_commit", "off")
 		retrySignals(ctx, log, "tell other nodes of commits", func(connected func()) error {
-			return s.notify(ctx, c, channel, node, connected)
+			return s.notify(ctx, notifyCfg, channel, node, connected)
 		})
 	})
 	wg.Wait()
