@@ -195,10 +195,20 @@ func TestPostgresRestartAndReadOnly(t *testing.T) {
 	psql(t, url, "SELECT pg_reload_conf()")
 	time.Sleep(2 * time.Second)
 	failuresReadOnly := fleet.Totals().Failures - beforeReadOnly
+	// An API write meets the read-only database as a client should see it:
+	// 503 and Retry-After, not an internal error; once it is over, the same
+	// request with the same Idempotency-Key succeeds.
+	employee := map[string]any{"badge_number": "77001"}
+	refused := api.Do("POST", "/v1/employees", employee, apitest.IdempotencyKey("during-read-only"))
+	refused.ExpectError(t, 503, "service_unavailable")
+	if refused.Header.Get("Retry-After") == "" {
+		t.Error("503 while read-only has no Retry-After")
+	}
 	// psql's own session must not be read-only to undo it.
 	psql(t, url, "SET default_transaction_read_only = off", "ALTER SYSTEM RESET default_transaction_read_only")
 	psql(t, url, "SELECT pg_reload_conf()")
 	time.Sleep(2 * time.Second)
+	api.Do("POST", "/v1/employees", employee, apitest.IdempotencyKey("during-read-only")).Expect(t, 201)
 	cancel()
 	wg.Wait()
 	made := allStoredOnce(t, api, fleet, "after the drills")

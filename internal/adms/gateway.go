@@ -229,9 +229,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.log.WarnContext(ctx, "upload of an unregistered serial refused: held uploads are full", "serial", serial, "ip", req.ip)
 		writeReply(w, reply{status: http.StatusServiceUnavailable, body: "storage full, retry later\n"})
 	case err != nil:
-		// Nothing was stored: the device must send it again.
+		// Nothing was stored: the device must send it again. An outage of
+		// the database is a warning, as on the API; anything else a bug.
 		outcome = "error"
-		g.log.ErrorContext(ctx, "device request failed", "serial", serial, "endpoint", req.endpoint, "table", table, "err", err)
+		level := slog.LevelError
+		if store.IsUnavailable(err) {
+			level = slog.LevelWarn
+		}
+		g.log.Log(ctx, level, "device request failed", "serial", serial, "endpoint", req.endpoint, "table", table, "err", err)
 		writeReply(w, reply{status: http.StatusServiceUnavailable, body: "temporarily unavailable, retry\n"})
 	default:
 		if unclaimed {

@@ -757,6 +757,9 @@ func IsUnavailable(err error) bool {
 		case "08", "53", "57": // connection exception, insufficient resources, operator intervention
 			return true
 		}
+		// read_only_sql_transaction: a primary demoted to a standby, or
+		// default_transaction_read_only turned on, until the fail-over ends.
+		return pgErr.Code == "25006"
 	}
 	var sqliteErr *sqlite.Error
 	if errors.As(err, &sqliteErr) {
