@@ -23,11 +23,16 @@ import (
 // written when the transaction is about to commit (flushEvents), after all
 // its other work, with their deliveries in the same statement: the lock then
 // covers that statement and the commit, not the whole device request.
+//
+// On SQLite a request of a group commit (see batch.go) holds its events back
+// too, and the group writes all of them just before its COMMIT: one
+// statement, and one read of each account's webhooks, for the group instead
+// of one of each for every request in it.
 func (tx *Tx) InsertEvents(ctx context.Context, events []attendance.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	if tx.dialect == Postgres {
+	if tx.dialect == Postgres || tx.group != nil {
 		tx.pendingEvents = append(tx.pendingEvents, events...)
 		return nil
 	}

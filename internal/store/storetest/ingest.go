@@ -450,19 +450,32 @@ func testDeviceUsers(t *testing.T, b Backend) {
 	}
 }
 
+// testSharedTx: requests sharing a transaction (group commit) commit
+// together, and one that fails or panics rolls back alone — its rows and
+// its events; the events of the others are recorded once each, in each
+// request's order, with their deliveries.
 func testSharedTx(t *testing.T, b Backend) {
 	ctx := context.Background()
 	s := b.Open(t, store.Options{})
 	acme, _ := NewAccount(t, s, "Acme")
+	hook := NewWebhook(t, s, acme.ID, "https://acme.example/hook")
 	const jobs = 40
 	var wg sync.WaitGroup
 	errs := make([]error, jobs)
+	events := make([][2]string, jobs)
 	for i := range jobs {
 		wg.Go(func() {
 			errs[i] = s.InTxShared(ctx, func(tx *store.Tx) error {
 				_, err := tx.CreateDevice(ctx, acme.ID, attendance.DeviceInput{SerialNumber: attendance.Some(fmt.Sprintf("SH%03d", i))})
 				if err != nil {
 					return err
+				}
+				for k := range events[i] {
+					events[i][k] = id.New(id.Event)
+					ev := attendance.Event{ID: events[i][k], AccountID: acme.ID, Type: attendance.EventDeviceStatus, CreatedAt: tx.Now, Payload: []byte(`{}`)}
+					if err := tx.InsertEvents(ctx, []attendance.Event{ev}); err != nil {
+						return err
+					}
 				}
 				switch i % 10 {
 				case 3:
@@ -488,6 +501,26 @@ func testSharedTx(t *testing.T, b Backend) {
 	must(t, err)
 	if n != jobs-failed {
 		t.Fatalf("%d devices, want %d: failed jobs must roll back alone", n, jobs-failed)
+	}
+	seqs := map[string]int64{}
+	for _, d := range deliveriesOf(t, s, acme.ID, store.DeliveryList{}) {
+		if _, twice := seqs[d.EventID]; twice || d.WebhookID != hook.ID {
+			t.Fatalf("delivery %+v: a second one for its event, or not to the webhook", d)
+		}
+		seqs[d.EventID] = d.EventSeq
+	}
+	if len(seqs) != 2*(jobs-failed) {
+		t.Fatalf("%d events delivered, want %d", len(seqs), 2*(jobs-failed))
+	}
+	for i, err := range errs {
+		first, recorded := seqs[events[i][0]]
+		second, recorded2 := seqs[events[i][1]]
+		if err != nil && (recorded || recorded2) {
+			t.Fatalf("job %d failed, yet its events were recorded", i)
+		}
+		if err == nil && (!recorded || !recorded2 || first >= second) {
+			t.Fatalf("job %d: its events were recorded %v %v, at seq %d then %d", i, recorded, recorded2, first, second)
+		}
 	}
 }
 
