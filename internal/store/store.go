@@ -533,13 +533,18 @@ func (s *Store) writer() conn { return conn{q: s.write, dialect: s.dialect} }
 // in is a condition "column is one of values" with a single parameter, so
 // the statement text is the same whatever the number of values (and its
 // prepared statement is reused): a JSON array on SQLite, an array on
-// PostgreSQL.
+// PostgreSQL. On SQLite a single value is compared as it is, which spares
+// parsing JSON and building a temporary index for it (a real-time device
+// request makes three such look-ups, each of one value).
 func (c conn) in(column string, values []string) (string, any) {
 	if c.dialect == Postgres {
 		if values == nil {
 			values = []string{}
 		}
 		return column + " = ANY(?)", values
+	}
+	if len(values) == 1 {
+		return column + " = ?", values[0]
 	}
 	b, _ := json.Marshal(values)
 	if values == nil {
