@@ -19,15 +19,95 @@ import (
 	"github.com/punchconnect/punchconnect/internal/simulator"
 )
 
-// TestDiskFull: the store's disk fills up while devices upload. Uploads
-// that cannot be stored get an error, so the devices keep them and send
-// them again; nothing acknowledged is lost; when space returns the server
-// takes them without a restart. (The disk is filled by lowering the
-// server's file-size limit, which makes its writes fail as on a full disk.)
+// TestDiskFull: the store's disk fills up while devices upload (see
+// storeOutageDrill). The disk is filled by lowering the server's file-size
+// limit, which makes its writes fail as on a full disk.
 func TestDiskFull(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("uses prlimit")
 	}
+	// A write that fits in space the files already have still succeeds,
+	// as on a real full disk: only growth is refused.
+	storeOutageDrill(t, "the disk is full", false, func(p *proc, data string) func() {
+		// No file of the server may grow any more.
+		pid := p.cmd.Process.Pid
+		var size int64
+		for _, f := range []string{"punchconnect.db", "punchconnect.db-wal"} {
+			if st, err := os.Stat(filepath.Join(data, f)); err == nil {
+				size = max(size, st.Size())
+			}
+		}
+		full := unix.Rlimit{Cur: uint64(size), Max: unix.RLIM_INFINITY}
+		if err := unix.Prlimit(pid, unix.RLIMIT_FSIZE, &full, nil); err != nil {
+			t.Skipf("prlimit: %v", err)
+		}
+		return func() {
+			free := unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}
+			if err := unix.Prlimit(pid, unix.RLIMIT_FSIZE, &free, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestReadOnlyStore: the store's files stop taking writes while devices
+// upload (see storeOutageDrill), as when their file system turns
+// read-only. The database and its WAL are made immutable (FS_IMMUTABLE_FL,
+// chattr +i), which refuses writes even through the descriptors the server
+// already holds; its shared-memory index, which SQLite writes through a
+// mapping, is left alone.
+func TestReadOnlyStore(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("uses FS_IOC_SETFLAGS")
+	}
+	storeOutageDrill(t, "the store is read-only", true, func(p *proc, data string) func() {
+		files := []string{filepath.Join(data, "punchconnect.db"), filepath.Join(data, "punchconnect.db-wal")}
+		for _, f := range files {
+			if err := setImmutable(f, true); err != nil {
+				t.Skipf("cannot make %s immutable here: %v", f, err)
+			}
+			t.Cleanup(func() { _ = setImmutable(f, false) }) // or the test's directory cannot be removed
+		}
+		return func() {
+			for _, f := range files {
+				if err := setImmutable(f, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	})
+}
+
+// fsImmutable is FS_IMMUTABLE_FL of linux/fs.h.
+const fsImmutable = 0x10
+
+// setImmutable sets or clears a file's immutable attribute (chattr ±i).
+func setImmutable(path string, on bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	flags, err := unix.IoctlGetInt(int(f.Fd()), unix.FS_IOC_GETFLAGS)
+	if err != nil {
+		return err
+	}
+	if on {
+		flags |= fsImmutable
+	} else {
+		flags &^= fsImmutable
+	}
+	return unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, flags)
+}
+
+// storeOutageDrill: breakStore makes the SQLite store refuse writes while
+// devices upload. Uploads that cannot be stored get an error, so the devices
+// keep them and send them again; the server stays up; nothing acknowledged
+// is lost; once the repair breakStore returned has run, the server takes
+// the devices' resends without a restart. When every write fails, an API
+// write meanwhile is refused as unavailable (503, Retry-After), and the same
+// request succeeds after the repair.
+func storeOutageDrill(t *testing.T, what string, everyWriteFails bool, breakStore func(p *proc, data string) (repair func())) {
 	dir := t.TempDir()
 	p := serve(t, dir, nil)
 	key := p.firstKey()
@@ -56,18 +136,7 @@ func TestDiskFull(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The disk is full: no file of the server may grow any more.
-	pid := p.cmd.Process.Pid
-	var size int64
-	for _, f := range []string{"punchconnect.db", "punchconnect.db-wal"} {
-		if st, err := os.Stat(filepath.Join(dir, "data", f)); err == nil {
-			size = max(size, st.Size())
-		}
-	}
-	full := unix.Rlimit{Cur: uint64(size), Max: unix.RLIM_INFINITY}
-	if err := unix.Prlimit(pid, unix.RLIMIT_FSIZE, &full, nil); err != nil {
-		t.Skipf("prlimit: %v", err)
-	}
+	repair := breakStore(p, filepath.Join(dir, "data"))
 	record(3000)
 	refused := 0
 	for _, d := range fleet.Devices {
@@ -78,26 +147,32 @@ func TestDiskFull(t *testing.T) {
 		}
 	}
 	if refused == 0 {
-		t.Fatal("every upload was accepted on a full disk; the drill proves nothing")
+		t.Fatalf("every upload was accepted while %s; the drill proves nothing", what)
 	}
 	if resp, err := http.Get(p.URL + "/healthz"); err != nil {
-		t.Fatalf("the server died on a full disk: %v", err)
+		t.Fatalf("the server died while %s: %v", what, err)
 	} else {
 		resp.Body.Close()
 	}
-	// Space returns: the devices' resends are taken, without a restart.
-	free := unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}
-	if err := unix.Prlimit(pid, unix.RLIMIT_FSIZE, &free, nil); err != nil {
-		t.Fatal(err)
+	employee := map[string]any{"badge_number": "88001"}
+	if everyWriteFails {
+		r := api.Do("POST", "/v1/employees", employee, apitest.IdempotencyKey("during-outage"))
+		r.ExpectError(t, 503, "service_unavailable")
+		if r.Header.Get("Retry-After") == "" {
+			t.Errorf("503 while %s has no Retry-After", what)
+		}
 	}
-	made := allStoredOnce(t, api, fleet, "after space returned")
-	t.Logf("%d uploads refused while the disk was full; all %d records stored once afterwards", refused, made)
+	// The store takes writes again: the devices' resends are taken, without
+	// a restart.
+	repair()
+	made := allStoredOnce(t, api, fleet, "after the store came back")
+	if everyWriteFails {
+		api.Do("POST", "/v1/employees", employee, apitest.IdempotencyKey("during-outage")).Expect(t, 201)
+	}
+	t.Logf("%d uploads refused while %s; all %d records stored once afterwards", refused, what, made)
 	p.signal(syscall.SIGTERM)
 }
 
-// allStoredOnce lets every device send what it still holds, checks that
-// each distinct record the fleet made is stored exactly once (accepted or
-// held back), and returns how many that is.
 func allStoredOnce(t *testing.T, api *apitest.Client, fleet *simulator.Fleet, when string) int {
 	t.Helper()
 	made := 0
