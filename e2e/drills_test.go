@@ -154,23 +154,37 @@ func storeOutageDrill(t *testing.T, what string, everyWriteFails bool, breakStor
 	} else {
 		resp.Body.Close()
 	}
-	employee := map[string]any{"badge_number": "88001"}
+	retryAPIWrite := func() {}
 	if everyWriteFails {
-		r := api.Do("POST", "/v1/employees", employee, apitest.IdempotencyKey("during-outage"))
-		r.ExpectError(t, 503, "service_unavailable")
-		if r.Header.Get("Retry-After") == "" {
-			t.Errorf("503 while %s has no Retry-After", what)
-		}
+		retryAPIWrite = apiWriteRefused(t, api, what)
 	}
 	// The store takes writes again: the devices' resends are taken, without
 	// a restart.
 	repair()
 	made := allStoredOnce(t, api, fleet, "after the store came back")
-	if everyWriteFails {
-		api.Do("POST", "/v1/employees", employee, apitest.IdempotencyKey("during-outage")).Expect(t, 201)
-	}
+	retryAPIWrite()
 	t.Logf("%d uploads refused while %s; all %d records stored once afterwards", refused, what, made)
 	p.signal(syscall.SIGTERM)
+}
+
+// apiWriteRefused: an API write made while the database takes no writes is
+// answered as a client should see it — 503 service_unavailable with
+// Retry-After, not an internal error. The returned function, called once
+// the database takes writes again, sends the same request with the same
+// Idempotency-Key and expects it to succeed.
+func apiWriteRefused(t *testing.T, api *apitest.Client, what string) (retry func()) {
+	t.Helper()
+	employee := map[string]any{"badge_number": "88001"}
+	key := apitest.IdempotencyKey("during-outage")
+	r := api.Do("POST", "/v1/employees", employee, key)
+	r.ExpectError(t, 503, "service_unavailable")
+	if r.Header.Get("Retry-After") == "" {
+		t.Errorf("503 while %s has no Retry-After", what)
+	}
+	return func() {
+		t.Helper()
+		api.Do("POST", "/v1/employees", employee, key).Expect(t, 201)
+	}
 }
 
 func allStoredOnce(t *testing.T, api *apitest.Client, fleet *simulator.Fleet, when string) int {
@@ -270,20 +284,12 @@ func TestPostgresRestartAndReadOnly(t *testing.T) {
 	psql(t, url, "SELECT pg_reload_conf()")
 	time.Sleep(2 * time.Second)
 	failuresReadOnly := fleet.Totals().Failures - beforeReadOnly
-	// An API write meets the read-only database as a client should see it:
-	// 503 and Retry-After, not an internal error; once it is over, the same
-	// request with the same Idempotency-Key succeeds.
-	employee := map[string]any{"badge_number": "77001"}
-	refused := api.Do("POST", "/v1/employees", employee, apitest.IdempotencyKey("during-read-only"))
-	refused.ExpectError(t, 503, "service_unavailable")
-	if refused.Header.Get("Retry-After") == "" {
-		t.Error("503 while read-only has no Retry-After")
-	}
+	retryAPIWrite := apiWriteRefused(t, api, "the database is read-only")
 	// psql's own session must not be read-only to undo it.
 	psql(t, url, "SET default_transaction_read_only = off", "ALTER SYSTEM RESET default_transaction_read_only")
 	psql(t, url, "SELECT pg_reload_conf()")
 	time.Sleep(2 * time.Second)
-	api.Do("POST", "/v1/employees", employee, apitest.IdempotencyKey("during-read-only")).Expect(t, 201)
+	retryAPIWrite()
 	cancel()
 	wg.Wait()
 	made := allStoredOnce(t, api, fleet, "after the drills")
