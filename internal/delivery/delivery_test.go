@@ -701,12 +701,8 @@ func TestRetryDuringFailingProbe(t *testing.T) {
 			}
 		}))
 		defer srv.Close()
-		released := false
-		defer func() {
-			if !released {
-				close(release)
-			}
-		}()
+		releaseProbe := sync.OnceFunc(func() { close(release) })
+		defer releaseProbe()
 		w := h.webhook(srv.URL)
 		h.emit(1)
 		h.waitDeliveries(w.ID, "the first attempt's failure", func(ds []attendance.Delivery) bool {
@@ -727,8 +723,7 @@ func TestRetryDuringFailingProbe(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.disp.Kick()
-		released = true
-		close(release)
+		releaseProbe()
 		select {
 		case <-delivered:
 		case <-time.After(15 * time.Second):

@@ -764,7 +764,9 @@ func IsUnavailable(err error) bool {
 		}
 		// read_only_sql_transaction: a primary demoted to a standby, or
 		// default_transaction_read_only turned on, until the fail-over ends.
-		return pgErr.Code == "25006"
+		if pgErr.Code == "25006" {
+			return true
+		}
 	}
 	var sqliteErr *sqlite.Error
 	if errors.As(err, &sqliteErr) {
