@@ -533,18 +533,23 @@ func (s *Store) writer() conn { return conn{q: s.write, dialect: s.dialect} }
 // in is a condition "column is one of values" with a single parameter, so
 // the statement text is the same whatever the number of values (and its
 // prepared statement is reused): a JSON array on SQLite, an array on
-// PostgreSQL. On SQLite a single value is compared as it is, which spares
-// parsing JSON and building a temporary index for it (a real-time device
-// request makes three such look-ups, each of one value).
+// PostgreSQL. A single value is compared as it is — a real-time device
+// request makes three such look-ups, each of one value. On SQLite that
+// spares parsing JSON and building a temporary index for it. On PostgreSQL
+// it spares planning the statement at every call: for "= ANY" of a
+// parameter the planner expects ten values, finds its plan for the actual
+// one cheaper and so never settles on a generic plan (measured with
+// pg_stat_statements: the three look-ups were planned at nearly every call,
+// 0.4 ms of PostgreSQL's CPU a request); with "=" it keeps one.
 func (c conn) in(column string, values []string) (string, any) {
+	if len(values) == 1 {
+		return column + " = ?", values[0]
+	}
 	if c.dialect == Postgres {
 		if values == nil {
 			values = []string{}
 		}
 		return column + " = ANY(?)", values
-	}
-	if len(values) == 1 {
-		return column + " = ?", values[0]
 	}
 	b, _ := json.Marshal(values)
 	if values == nil {
