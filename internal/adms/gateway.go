@@ -199,7 +199,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var rep reply
 	var unclaimed bool
-	err = g.cfg.Store.InTxShared(ctx, func(tx *store.Tx) error {
+	err = g.cfg.Store.InTxShared(ctx, serial, func(tx *store.Tx) error {
 		dev, acct, found, err := tx.DeviceAndAccount(ctx, serial)
 		if err != nil {
 			return err

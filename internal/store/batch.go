@@ -4,23 +4,48 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
 	"strconv"
 	"sync"
 	"time"
 )
 
-// Group commit. SQLite has one writer and every commit is an fsync, so many
-// small transactions (one per device request) spend their time waiting for
-// the disk. InTxShared gathers the transactions that arrive while the
-// writer is busy into one: each runs inside a savepoint, so one that fails
-// rolls back alone, and a single fsync then commits all of them. No caller
-// hears of its commit before the data is on disk. PostgreSQL runs each in
-// its own transaction, as InTx does: it groups commits itself, and a shared
-// transaction there would hold each device's row lock until the whole group
-// commits (measured: deadlocks between groups, p99 over 2 s).
+// Group commit. Every commit is a flush of the log to disk, and a device
+// request's transaction is small, so many of them spend their time waiting
+// for the disk and, on PostgreSQL, for the account's event-order lock (see
+// InsertEvents), which each holds from its events to its commit.
+// InTxShared gathers the transactions that arrive while earlier ones are
+// committing into one: a single flush, and on PostgreSQL a single
+// event-order lock, a single BEGIN, COMMIT, webhook read and events
+// statement, for all of them. No caller hears of its commit before the data
+// is on disk.
+//
+// SQLite has one writer, so one group commits at a time, each request in a
+// savepoint: one that fails rolls back alone and the others commit.
+//
+// PostgreSQL commits up to pgGroups groups at once, one in each lane (a
+// group is one connection, whose statements run one after another); a
+// request's lane is chosen by its key, the device's serial number, so
+// requests of one device never wait for each other's locks in two of this
+// node's groups at once (measured: with any group taking any request, half
+// of them met such a deadlock). A group's requests run without savepoints,
+// which would cost two more round trips each: when one fails, the whole
+// group rolls back and each of its requests runs again alone, in its own
+// transaction, as InTx runs it — the group only ever saves work. Groups of
+// two lanes, or of two nodes, may still lock the same employees in
+// different orders; PostgreSQL then breaks the deadlock by failing one
+// (after deadlock_timeout, a second by default), whose requests run again
+// alone like any failed group's.
 
 // maxShared bounds the transactions gathered into one commit.
 const maxShared = 64
+
+// pgGroups is how many groups a PostgreSQL store commits at once: enough to
+// keep the database's cores and the node's busy while a group waits for its
+// round trips, few enough to leave the pool's other connections to the API
+// and the dispatcher.
+const pgGroups = 4
 
 type sharedJob struct {
 	ctx  context.Context
@@ -28,30 +53,50 @@ type sharedJob struct {
 	done chan error
 }
 
+// committer is the group commit of one store: lanes of queued jobs, each
+// committing one group at a time.
 type committer struct {
-	s       *Store
+	s     *Store
+	lanes []*lane
+}
+
+type lane struct {
+	c       *committer
 	mu      sync.Mutex
 	queue   []*sharedJob
 	running bool
 }
 
+func newCommitter(s *Store, lanes int) *committer {
+	c := &committer{s: s}
+	for range lanes {
+		c.lanes = append(c.lanes, &lane{c: c})
+	}
+	return c
+}
+
 // InTxShared runs fn in a write transaction that may be shared with other
-// callers' (see above). fn must not keep state across calls and must do all
-// its work through tx; its error, or the commit's, is returned — a panic in
-// fn too, as an error, since fn may run on another goroutine.
-func (s *Store) InTxShared(ctx context.Context, fn func(tx *Tx) error) error {
-	if s.dialect != SQLite {
-		return s.InTx(ctx, func(tx *Tx) error { return runJob(&sharedJob{fn: fn}, tx) })
-	}
+// callers' (see above); key (a device's serial number) keeps one device's
+// requests in one lane. fn must not keep state across calls, since it may
+// run again, and must do all its work through tx; its error, or the
+// commit's, is returned — a panic in fn too, as an error, since fn may run
+// on another goroutine.
+func (s *Store) InTxShared(ctx context.Context, key string, fn func(tx *Tx) error) error {
 	j := &sharedJob{ctx: ctx, fn: fn, done: make(chan error, 1)}
-	c := s.committer
-	c.mu.Lock()
-	c.queue = append(c.queue, j)
-	if !c.running {
-		c.running = true
-		go c.loop()
+	lanes := s.committer.lanes
+	l := lanes[0]
+	if len(lanes) > 1 {
+		h := fnv.New32a()
+		_, _ = io.WriteString(h, key)
+		l = lanes[h.Sum32()%uint32(len(lanes))]
 	}
-	c.mu.Unlock()
+	l.mu.Lock()
+	l.queue = append(l.queue, j)
+	if !l.running {
+		l.running = true
+		go l.loop()
+	}
+	l.mu.Unlock()
 	select {
 	case err := <-j.done:
 		return err
@@ -63,24 +108,29 @@ func (s *Store) InTxShared(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 }
 
-// loop commits queued jobs until the queue is empty.
-func (c *committer) loop() {
+// loop commits the lane's queued jobs until its queue is empty.
+func (l *lane) loop() {
+	c := l.c
 	for {
-		c.mu.Lock()
-		if len(c.queue) == 0 {
-			c.running = false
-			c.mu.Unlock()
+		l.mu.Lock()
+		if len(l.queue) == 0 {
+			l.running = false
+			l.mu.Unlock()
 			return
 		}
-		n := min(len(c.queue), maxShared)
-		jobs := c.queue[:n:n]
-		c.queue = c.queue[n:]
-		c.mu.Unlock()
-		c.commit(jobs)
+		n := min(len(l.queue), maxShared)
+		jobs := l.queue[:n:n]
+		l.queue = l.queue[n:]
+		l.mu.Unlock()
+		if c.s.dialect == Postgres {
+			c.commitOrRunAlone(jobs)
+		} else {
+			c.commit(jobs)
+		}
 	}
 }
 
-// commit runs jobs in one transaction, each in a savepoint.
+// commit runs jobs in one transaction, each in a savepoint (SQLite).
 func (c *committer) commit(jobs []*sharedJob) {
 	errs := make([]error, len(jobs))
 	// The transaction outlives any one caller; each job's statements still
@@ -99,17 +149,13 @@ func (c *committer) commit(jobs []*sharedJob) {
 			if _, err := tx.exec(ctx, "SAVEPOINT "+name); err != nil {
 				return err
 			}
-			jobTx := &Tx{conn: tx.conn, store: tx.store, Now: c.s.Now(), group: tx}
+			jobTx := newJobTx(tx)
 			if errs[i] = runJob(j, jobTx); errs[i] != nil {
 				if _, err := tx.exec(ctx, "ROLLBACK TO "+name); err != nil {
 					return fmt.Errorf("roll back %s: %w", name, err)
 				}
 			} else {
-				after = append(after, jobTx.afterCommit...)
-				tx.pendingEvents = append(tx.pendingEvents, jobTx.pendingEvents...)
-				for serial, img := range jobTx.devices {
-					tx.keepDeviceImage(serial, img)
-				}
+				after = append(after, jobTx.join()...)
 			}
 			if _, err := tx.exec(ctx, "RELEASE "+name); err != nil {
 				return err
@@ -117,6 +163,75 @@ func (c *committer) commit(jobs []*sharedJob) {
 		}
 		return nil
 	})
+	finish(jobs, errs, err, after)
+}
+
+// errJobFailed rolls a PostgreSQL group back when one of its jobs failed.
+var errJobFailed = errors.New("a request of the group failed")
+
+// commitOrRunAlone runs jobs in one transaction without savepoints
+// (PostgreSQL). If one fails, or the group meets a deadlock or another
+// conflict, nothing of the group is kept and every job that was not
+// cancelled runs again alone, concurrently, as InTx runs it.
+func (c *committer) commitOrRunAlone(jobs []*sharedJob) {
+	errs := make([]error, len(jobs))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var after []func()
+	err := c.s.inTx(ctx, true, func(tx *Tx) error {
+		after = nil
+		for i, j := range jobs {
+			if errs[i] = j.ctx.Err(); errs[i] != nil {
+				continue
+			}
+			jobTx := newJobTx(tx)
+			if err := runJob(j, jobTx); err != nil {
+				return errJobFailed
+			}
+			after = append(after, jobTx.join()...)
+		}
+		return nil
+	})
+	if !errors.Is(err, errJobFailed) && !retryable(err) {
+		// Committed, or failed for every job alike (the database is down,
+		// or the commit's outcome is unknown): the callers hear of it.
+		finish(jobs, errs, err, after)
+		return
+	}
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		if errs[i] != nil {
+			j.done <- errs[i]
+			continue
+		}
+		wg.Go(func() {
+			j.done <- c.s.InTx(j.ctx, func(tx *Tx) error { return runJob(j, tx) })
+		})
+	}
+	wg.Wait()
+}
+
+// newJobTx is the view of a group's transaction one job works through: its
+// own clock reading, events and after-commit work, which join the group's
+// when the job succeeds.
+func newJobTx(group *Tx) *Tx {
+	return &Tx{conn: group.conn, store: group.store, Now: group.store.Now(), group: group}
+}
+
+// join hands a succeeding job's events and device images to its group and
+// returns what must run once the group commits.
+func (tx *Tx) join() []func() {
+	g := tx.group
+	g.pendingEvents = append(g.pendingEvents, tx.pendingEvents...)
+	for serial, img := range tx.devices {
+		g.keepDeviceImage(serial, img)
+	}
+	return tx.afterCommit
+}
+
+// finish runs a committed group's after-commit work and answers its jobs:
+// each its own error, joined with the group's.
+func finish(jobs []*sharedJob, errs []error, err error, after []func()) {
 	if err == nil {
 		for _, fn := range after {
 			fn()

@@ -78,7 +78,7 @@ func TestWriterSubjournal(t *testing.T) {
 		var got int
 		run := s.InTx
 		if shared {
-			run = s.InTxShared
+			run = func(ctx context.Context, fn func(*Tx) error) error { return s.InTxShared(ctx, "", fn) }
 		}
 		if err := run(ctx, func(tx *Tx) error { got = mode(tx); return nil }); err != nil {
 			t.Fatal(err)

@@ -73,7 +73,8 @@ type Store struct {
 	// (schemaName).
 	schemaMu sync.Mutex
 	schema   *string
-	// committer gathers concurrent SQLite transactions into one commit.
+	// committer gathers concurrent device requests' transactions into
+	// groups that commit together (batch.go).
 	committer *committer
 	// Prepared statements of the SQLite read and write pools (nil on
 	// PostgreSQL).
@@ -121,7 +122,6 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		opts.MaxConns = 20
 	}
 	s := &Store{now: opts.Now, signals: newSignals(), devices: newDeviceCache()}
-	s.committer = &committer{s: s}
 	var err error
 	switch {
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
@@ -144,7 +144,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		bg.SetMaxIdleConns(backgroundConns)
 		bg.SetConnMaxIdleTime(5 * time.Minute)
 		s.background = &Store{dialect: Postgres, write: bg, read: bg, now: s.now, signals: s.signals, devices: newDeviceCache()}
-		s.background.committer = &committer{s: s.background}
+		s.background.committer = newCommitter(s.background, pgGroups)
 	case strings.HasPrefix(rawURL, "sqlite:"):
 		s.dialect = SQLite
 		path, err := sqlitePath(rawURL)
@@ -204,6 +204,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("database URL %q: want sqlite://PATH or postgres://…", redactURL(rawURL))
 	}
+	lanes := 1 // SQLite's one writer
+	if s.dialect == Postgres {
+		lanes = pgGroups
+	}
+	s.committer = newCommitter(s, lanes)
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", s.dialect, err)

@@ -29,6 +29,7 @@ func runIngest(t *testing.T, b Backend) {
 	t.Run("Unclaimed", func(t *testing.T) { testUnclaimed(t, b) })
 	t.Run("DeviceUsers", func(t *testing.T) { testDeviceUsers(t, b) })
 	t.Run("SharedTx", func(t *testing.T) { testSharedTx(t, b) })
+	t.Run("SharedTxDeadlock", func(t *testing.T) { testSharedTxDeadlock(t, b) })
 }
 
 func punchAt(acct, dev string, emp *string, badge string, at time.Time, status attendance.PunchStatus, key string) attendance.Punch {
@@ -465,8 +466,9 @@ func testSharedTx(t *testing.T, b Backend) {
 	events := make([][2]string, jobs)
 	for i := range jobs {
 		wg.Go(func() {
-			errs[i] = s.InTxShared(ctx, func(tx *store.Tx) error {
-				_, err := tx.CreateDevice(ctx, acme.ID, attendance.DeviceInput{SerialNumber: attendance.Some(fmt.Sprintf("SH%03d", i))})
+			serial := fmt.Sprintf("SH%03d", i)
+			errs[i] = s.InTxShared(ctx, serial, func(tx *store.Tx) error {
+				_, err := tx.CreateDevice(ctx, acme.ID, attendance.DeviceInput{SerialNumber: attendance.Some(serial)})
 				if err != nil {
 					return err
 				}
@@ -521,6 +523,65 @@ func testSharedTx(t *testing.T, b Backend) {
 		if err == nil && (!recorded || !recorded2 || first >= second) {
 			t.Fatalf("job %d: its events were recorded %v %v, at seq %d then %d", i, recorded, recorded2, first, second)
 		}
+	}
+}
+
+// testSharedTxDeadlock: on PostgreSQL two groups of shared transactions
+// commit at once, so they can deadlock: here two requests of different
+// devices (so in different groups) each lock one device and then the
+// other's. PostgreSQL fails one group; its request runs again alone and both
+// succeed, their events recorded once each. The first run of each request
+// waits for the other to hold its first device, so the deadlock happens.
+func testSharedTxDeadlock(t *testing.T, b Backend) {
+	ctx := context.Background()
+	s := b.Open(t, store.Options{})
+	if s.Dialect() != store.Postgres {
+		t.Skip("SQLite commits one group at a time: nothing to deadlock")
+	}
+	acme, _ := NewAccount(t, s, "Acme")
+	NewWebhook(t, s, acme.ID, "https://acme.example/hook")
+	serials := [2]string{"DL-A", "DL-B"}
+	for _, serial := range serials {
+		must(t, s.InTx(ctx, func(tx *store.Tx) error {
+			_, err := tx.CreateDevice(ctx, acme.ID, attendance.DeviceInput{SerialNumber: attendance.Some(serial)})
+			return err
+		}))
+	}
+	var holding sync.WaitGroup
+	holding.Add(2)
+	var runs [2]atomic.Int32
+	var events [2]string
+	errs := make(chan error, 2)
+	for i := range 2 {
+		go func() {
+			errs <- s.InTxShared(ctx, serials[i], func(tx *store.Tx) error {
+				first := runs[i].Add(1) == 1
+				for k, serial := range []string{serials[i], serials[1-i]} {
+					if _, _, found, err := tx.DeviceAndAccount(ctx, serial); err != nil || !found {
+						return fmt.Errorf("device %s: found %v, %v", serial, found, err)
+					}
+					if k == 0 && first {
+						holding.Done()
+						holding.Wait()
+					}
+				}
+				events[i] = id.New(id.Event)
+				return tx.InsertEvents(ctx, []attendance.Event{{ID: events[i], AccountID: acme.ID, Type: attendance.EventDeviceStatus, CreatedAt: tx.Now, Payload: []byte(`{}`)}})
+			})
+		}()
+	}
+	for range 2 {
+		must(t, <-errs)
+	}
+	if runs[0].Load()+runs[1].Load() < 3 {
+		t.Fatalf("runs %d and %d: no request ran again, so there was no deadlock to recover from", runs[0].Load(), runs[1].Load())
+	}
+	got := map[string]int{}
+	for _, d := range deliveriesOf(t, s, acme.ID, store.DeliveryList{}) {
+		got[d.EventID]++
+	}
+	if len(got) != 2 || got[events[0]] != 1 || got[events[1]] != 1 {
+		t.Fatalf("deliveries by event %v, want one each of %v", got, events)
 	}
 }
 
@@ -594,7 +655,7 @@ func testDeviceImages(t *testing.T, b Backend) {
 	// from fn fails the request once its state is saved.
 	errFailAfterSave := errors.New("request failed after saving")
 	request := func(fn func(d *attendance.Device, a attendance.Account) error) error {
-		return s.InTxShared(ctx, func(tx *store.Tx) error {
+		return s.InTxShared(ctx, "IMG1", func(tx *store.Tx) error {
 			d, a, found, err := tx.DeviceAndAccount(ctx, "IMG1")
 			if err != nil || !found {
 				return fmt.Errorf("device and account: found %v, %v", found, err)
