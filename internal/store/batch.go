@@ -122,16 +122,20 @@ func (l *lane) loop() {
 		jobs := l.queue[:n:n]
 		l.queue = l.queue[n:]
 		l.mu.Unlock()
-		if c.s.dialect == Postgres {
-			c.commitOrRunAlone(jobs)
-		} else {
-			c.commit(jobs)
-		}
+		c.commit(jobs)
 	}
 }
 
-// commit runs jobs in one transaction, each in a savepoint (SQLite).
+// errJobFailed rolls a PostgreSQL group back when one of its jobs failed.
+var errJobFailed = errors.New("a request of the group failed")
+
+// commit runs jobs in one transaction (see above). On SQLite each runs in
+// a savepoint and one that fails rolls back alone. On PostgreSQL they run
+// without: if one fails, or the group meets a deadlock or another
+// conflict, nothing of the group is kept and every job that was not
+// cancelled runs again alone, concurrently, as InTx runs it.
 func (c *committer) commit(jobs []*sharedJob) {
+	savepoints := c.s.dialect == SQLite
 	errs := make([]error, len(jobs))
 	// The transaction outlives any one caller; each job's statements still
 	// run under its own context.
@@ -141,15 +145,21 @@ func (c *committer) commit(jobs []*sharedJob) {
 	err := c.s.inTx(ctx, true, func(tx *Tx) error {
 		after = nil
 		for i, j := range jobs {
-			if err := j.ctx.Err(); err != nil {
-				errs[i] = err
+			if errs[i] = j.ctx.Err(); errs[i] != nil {
+				continue
+			}
+			jobTx := newJobTx(tx)
+			if !savepoints {
+				if err := runJob(j, jobTx); err != nil {
+					return errJobFailed
+				}
+				after = append(after, jobTx.join()...)
 				continue
 			}
 			name := "job" + strconv.Itoa(i)
 			if _, err := tx.exec(ctx, "SAVEPOINT "+name); err != nil {
 				return err
 			}
-			jobTx := newJobTx(tx)
 			if errs[i] = runJob(j, jobTx); errs[i] != nil {
 				if _, err := tx.exec(ctx, "ROLLBACK TO "+name); err != nil {
 					return fmt.Errorf("roll back %s: %w", name, err)
@@ -163,36 +173,7 @@ func (c *committer) commit(jobs []*sharedJob) {
 		}
 		return nil
 	})
-	finish(jobs, errs, err, after)
-}
-
-// errJobFailed rolls a PostgreSQL group back when one of its jobs failed.
-var errJobFailed = errors.New("a request of the group failed")
-
-// commitOrRunAlone runs jobs in one transaction without savepoints
-// (PostgreSQL). If one fails, or the group meets a deadlock or another
-// conflict, nothing of the group is kept and every job that was not
-// cancelled runs again alone, concurrently, as InTx runs it.
-func (c *committer) commitOrRunAlone(jobs []*sharedJob) {
-	errs := make([]error, len(jobs))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var after []func()
-	err := c.s.inTx(ctx, true, func(tx *Tx) error {
-		after = nil
-		for i, j := range jobs {
-			if errs[i] = j.ctx.Err(); errs[i] != nil {
-				continue
-			}
-			jobTx := newJobTx(tx)
-			if err := runJob(j, jobTx); err != nil {
-				return errJobFailed
-			}
-			after = append(after, jobTx.join()...)
-		}
-		return nil
-	})
-	if !errors.Is(err, errJobFailed) && !retryable(err) {
+	if savepoints || !errors.Is(err, errJobFailed) && !retryable(err) {
 		// Committed, or failed for every job alike (the database is down,
 		// or the commit's outcome is unknown): the callers hear of it.
 		finish(jobs, errs, err, after)
