@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,6 +31,7 @@ func runIngest(t *testing.T, b Backend) {
 	t.Run("DeviceUsers", func(t *testing.T) { testDeviceUsers(t, b) })
 	t.Run("SharedTx", func(t *testing.T) { testSharedTx(t, b) })
 	t.Run("SharedTxDeadlock", func(t *testing.T) { testSharedTxDeadlock(t, b) })
+	t.Run("SharedTxDevices", func(t *testing.T) { testSharedTxDevices(t, b) })
 }
 
 func punchAt(acct, dev string, emp *string, badge string, at time.Time, status attendance.PunchStatus, key string) attendance.Punch {
@@ -522,6 +524,63 @@ func testSharedTx(t *testing.T, b Backend) {
 		}
 		if err == nil && (!recorded || !recorded2 || first >= second) {
 			t.Fatalf("job %d: its events were recorded %v %v, at seq %d then %d", i, recorded, recorded2, first, second)
+		}
+	}
+}
+
+// testSharedTxDevices: requests sharing transactions find their own
+// devices with their accounts, an unknown serial finds nothing, and
+// requests of one device see each other's saved state, whether they share
+// a group (the group keeps what each saved) or not.
+func testSharedTxDevices(t *testing.T, b Backend) {
+	ctx := context.Background()
+	s := b.Open(t, store.Options{})
+	acme, _ := NewAccount(t, s, "Acme")
+	rival, _ := NewAccount(t, s, "Rival")
+	owner := map[string]string{"GD-1": acme.ID, "GD-2": acme.ID, "GD-3": rival.ID}
+	for serial, acct := range owner {
+		must(t, s.InTx(ctx, func(tx *store.Tx) error {
+			_, err := tx.CreateDevice(ctx, acct, attendance.DeviceInput{SerialNumber: attendance.Some(serial)})
+			return err
+		}))
+	}
+	serials := []string{"GD-1", "GD-2", "GD-3", "GD-NONE"}
+	const rounds = 15
+	var wg sync.WaitGroup
+	errs := make(chan error, rounds*len(serials))
+	for range rounds {
+		for _, serial := range serials {
+			wg.Go(func() {
+				errs <- s.InTxShared(ctx, serial, func(tx *store.Tx) error {
+					d, a, found, err := tx.DeviceAndAccount(ctx, serial)
+					if err != nil {
+						return err
+					}
+					if found != (owner[serial] != "") || found && (d.SerialNumber != serial || a.ID != owner[serial] || d.AccountID != a.ID) {
+						return fmt.Errorf("%s: found %v, device %s of %s, account %s", serial, found, d.SerialNumber, d.AccountID, a.ID)
+					}
+					if !found {
+						return nil
+					}
+					d.Firmware += "x"
+					return tx.SaveDeviceState(ctx, &d)
+				})
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		must(t, err)
+	}
+	for serial := range owner {
+		var d attendance.Device
+		must(t, s.InTx(ctx, func(tx *store.Tx) (err error) {
+			d, _, err = tx.DeviceBySerial(ctx, serial)
+			return err
+		}))
+		if d.Firmware != strings.Repeat("x", rounds) {
+			t.Fatalf("%s: firmware %q after %d requests each adding one x: a request missed another's state", serial, d.Firmware, rounds)
 		}
 	}
 }
