@@ -69,7 +69,13 @@ type lane struct {
 	running bool
 }
 
-func newCommitter(s *Store, lanes int) *committer {
+// newCommitter is the group commit of s, whose dialect decides its lanes:
+// SQLite's one writer, or pgGroups on PostgreSQL.
+func newCommitter(s *Store) *committer {
+	lanes := 1
+	if s.dialect == Postgres {
+		lanes = pgGroups
+	}
 	c := &committer{s: s}
 	for range lanes {
 		c.lanes = append(c.lanes, &lane{c: c})

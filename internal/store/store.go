@@ -144,7 +144,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		bg.SetMaxIdleConns(backgroundConns)
 		bg.SetConnMaxIdleTime(5 * time.Minute)
 		s.background = &Store{dialect: Postgres, write: bg, read: bg, now: s.now, signals: s.signals, devices: newDeviceCache()}
-		s.background.committer = newCommitter(s.background, pgGroups)
+		s.background.committer = newCommitter(s.background)
 	case strings.HasPrefix(rawURL, "sqlite:"):
 		s.dialect = SQLite
 		path, err := sqlitePath(rawURL)
@@ -204,11 +204,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("database URL %q: want sqlite://PATH or postgres://…", redactURL(rawURL))
 	}
-	lanes := 1 // SQLite's one writer
-	if s.dialect == Postgres {
-		lanes = pgGroups
-	}
-	s.committer = newCommitter(s, lanes)
+	s.committer = newCommitter(s)
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", s.dialect, err)

@@ -538,11 +538,11 @@ func testSharedTxDevices(t *testing.T, b Backend) {
 	acme, _ := NewAccount(t, s, "Acme")
 	rival, _ := NewAccount(t, s, "Rival")
 	owner := map[string]string{"GD-1": acme.ID, "GD-2": acme.ID, "GD-3": rival.ID}
+	created := map[string]attendance.Device{}
 	for serial, acct := range owner {
-		must(t, s.InTx(ctx, func(tx *store.Tx) error {
-			_, err := tx.CreateDevice(ctx, acct, attendance.DeviceInput{SerialNumber: attendance.Some(serial)})
-			return err
-		}))
+		d, err := createDevice(t, s, acct, attendance.DeviceInput{SerialNumber: attendance.Some(serial)})
+		must(t, err)
+		created[serial] = d
 	}
 	serials := []string{"GD-1", "GD-2", "GD-3", "GD-NONE"}
 	const rounds = 15
@@ -573,12 +573,9 @@ func testSharedTxDevices(t *testing.T, b Backend) {
 	for err := range errs {
 		must(t, err)
 	}
-	for serial := range owner {
-		var d attendance.Device
-		must(t, s.InTx(ctx, func(tx *store.Tx) (err error) {
-			d, _, err = tx.DeviceBySerial(ctx, serial)
-			return err
-		}))
+	for serial, c := range created {
+		d, err := s.Device(ctx, c.AccountID, c.ID)
+		must(t, err)
 		if d.Firmware != strings.Repeat("x", rounds) {
 			t.Fatalf("%s: firmware %q after %d requests each adding one x: a request missed another's state", serial, d.Firmware, rounds)
 		}
@@ -586,9 +583,10 @@ func testSharedTxDevices(t *testing.T, b Backend) {
 }
 
 // testSharedTxDeadlock: on PostgreSQL two groups of shared transactions
-// commit at once, so they can deadlock: here two requests of different
-// devices (so in different groups) each lock one device and then the
-// other's. PostgreSQL fails one group; its request runs again alone and both
+// commit at once, so they can deadlock: here two requests of two devices
+// whose serial numbers fall in different lanes (so in different groups;
+// the check that a request ran again fails if they ever share one) each
+// lock one device and then the other's. PostgreSQL fails one group; its request runs again alone and both
 // succeed, their events recorded once each. The first run of each request
 // waits for the other to hold its first device, so the deadlock happens.
 func testSharedTxDeadlock(t *testing.T, b Backend) {
@@ -601,10 +599,8 @@ func testSharedTxDeadlock(t *testing.T, b Backend) {
 	NewWebhook(t, s, acme.ID, "https://acme.example/hook")
 	serials := [2]string{"DL-A", "DL-B"}
 	for _, serial := range serials {
-		must(t, s.InTx(ctx, func(tx *store.Tx) error {
-			_, err := tx.CreateDevice(ctx, acme.ID, attendance.DeviceInput{SerialNumber: attendance.Some(serial)})
-			return err
-		}))
+		_, err := createDevice(t, s, acme.ID, attendance.DeviceInput{SerialNumber: attendance.Some(serial)})
+		must(t, err)
 	}
 	var holding sync.WaitGroup
 	holding.Add(2)
