@@ -108,12 +108,21 @@ func Process(ctx context.Context, tx *store.Tx, b Batch) ([]Result, error) {
 	}
 	results := make([]Result, len(b.Inputs))
 
-	// Exact re-uploads: already stored, or twice in this batch.
+	// Exact re-uploads (already stored, or twice in this batch), and the
+	// employees with the batch's badges, read together. Their normalization
+	// locks are taken with them (PostgreSQL), before the history below is
+	// read.
 	keys := make([]string, 0, len(b.Inputs))
+	var badges []string
+	seenBadge := map[string]bool{}
 	for _, in := range b.Inputs {
 		keys = append(keys, in.DedupKey)
+		if !seenBadge[in.Badge] {
+			seenBadge[in.Badge] = true
+			badges = append(badges, in.Badge)
+		}
 	}
-	stored, err := tx.ExistingDedupKeys(ctx, b.Device.AccountID, keys)
+	stored, employees, err := tx.IngestLookup(ctx, b.Device.AccountID, keys, badges)
 	if err != nil {
 		return nil, err
 	}
@@ -133,17 +142,7 @@ func Process(ctx context.Context, tx *store.Tx, b Batch) ([]Result, error) {
 		fresh = append(fresh, i)
 	}
 
-	// Employees and their accepted punches around the batch.
-	var badges []string
-	for _, i := range fresh {
-		badges = append(badges, b.Inputs[i].Badge)
-	}
-	// Their normalization locks are taken with them (PostgreSQL), before the
-	// history below is read.
-	employees, err := tx.EmployeesByBadgeLocked(ctx, b.Device.AccountID, badges)
-	if err != nil {
-		return nil, err
-	}
+	// The employees' accepted punches around the batch.
 	base := make([]attendance.Punch, len(b.Inputs))
 	var lo, hi time.Time
 	var empIDs []string

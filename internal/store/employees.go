@@ -23,12 +23,17 @@ var EmployeeFilters = []Column{
 
 const employeeCols = "id, account_id, badge_number, name, external_id, email, department, card_number, active, metadata, created_at, updated_at"
 
-func scanEmployee(r scanner) (attendance.Employee, error) {
+func scanEmployee(r scanner) (attendance.Employee, error) { return scanEmployeeAnd(r) }
+
+// scanEmployeeAnd reads an employee row with more columns after it, into
+// extra.
+func scanEmployeeAnd(r scanner, extra ...any) (attendance.Employee, error) {
 	var e attendance.Employee
 	var ext, email, dept, card sql.NullString
 	var meta string
 	var created, updated int64
-	if err := r.Scan(&e.ID, &e.AccountID, &e.BadgeNumber, &e.Name, &ext, &email, &dept, &card, &e.Active, &meta, &created, &updated); err != nil {
+	dest := append([]any{&e.ID, &e.AccountID, &e.BadgeNumber, &e.Name, &ext, &email, &dept, &card, &e.Active, &meta, &created, &updated}, extra...)
+	if err := r.Scan(dest...); err != nil {
 		return e, err
 	}
 	e.ExternalID, e.Email, e.Department, e.CardNumber = stringPtr(ext), stringPtr(email), stringPtr(dept), stringPtr(card)
@@ -290,10 +295,7 @@ func (tx *Tx) EmployeesByBadgeLocked(ctx context.Context, accountID string, badg
 		return tx.EmployeesByBadge(ctx, accountID, badges)
 	}
 	in, list := tx.in("badge_number", badges)
-	found, err := queryAll(ctx, tx.conn, scanEmployee, `WITH e AS MATERIALIZED (SELECT `+employeeCols+` FROM employees WHERE account_id = ? AND deleted_at IS NULL AND `+in+`),
-		l AS (SELECT count(pg_advisory_xact_lock(k)) AS n FROM
-			(SELECT DISTINCT hashtextextended('punchconnect.employee.' || id, 0) AS k FROM e ORDER BY k) AS keys)
-		SELECT e.* FROM e, l`, accountID, list)
+	found, err := queryAll(ctx, tx.conn, scanEmployee, lockedEmployeesSQL(in)+` SELECT e.* FROM e, l`, accountID, list)
 	if err != nil {
 		return nil, fmt.Errorf("read and lock employees: %w", err)
 	}
@@ -302,6 +304,61 @@ func (tx *Tx) EmployeesByBadgeLocked(ctx context.Context, accountID string, badg
 		out[e.BadgeNumber] = e
 	}
 	return out, nil
+}
+
+// lockedEmployeesSQL is the WITH clause of EmployeesByBadgeLocked: e, the
+// live employees of an account (first parameter) whose badge_number matches
+// in, and l, their locks.
+func lockedEmployeesSQL(in string) string {
+	return `WITH e AS MATERIALIZED (SELECT ` + employeeCols + ` FROM employees WHERE account_id = ? AND deleted_at IS NULL AND ` + in + `),
+		l AS (SELECT count(pg_advisory_xact_lock(k)) AS n FROM
+			(SELECT DISTINCT hashtextextended('punchconnect.employee.' || id, 0) AS k FROM e ORDER BY k) AS keys)`
+}
+
+// IngestLookup is what ingest first needs of an account for a batch: which
+// of keys it already stores (ExistingDedupKeys) and its live employees with
+// the badges, locked for normalization (EmployeesByBadgeLocked). On
+// PostgreSQL both are one statement, whose dedup keys come back as rows
+// with an empty employee: a round trip less for every device request.
+func (tx *Tx) IngestLookup(ctx context.Context, accountID string, keys, badges []string) (map[string]bool, map[string]attendance.Employee, error) {
+	if tx.dialect != Postgres {
+		stored, err := tx.ExistingDedupKeys(ctx, accountID, keys)
+		if err != nil {
+			return nil, nil, err
+		}
+		employees, err := tx.EmployeesByBadge(ctx, accountID, badges)
+		return stored, employees, err
+	}
+	inBadge, badgeList := tx.in("badge_number", badges)
+	inKey, keyList := tx.in("dedup_key", keys)
+	rows, err := tx.query(ctx, lockedEmployeesSQL(inBadge)+`
+		SELECT e.*, NULL::text FROM e, l
+		UNION ALL
+		SELECT '', '', '', '', NULL, NULL, NULL, NULL, false, '{}', 0, 0, dedup_key FROM punches WHERE account_id = ? AND `+inKey,
+		accountID, badgeList, accountID, keyList)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read dedup keys, read and lock employees: %w", err)
+	}
+	defer rows.Close()
+	stored := map[string]bool{}
+	employees := map[string]attendance.Employee{}
+	for rows.Next() {
+		var key sql.NullString
+		e, err := scanEmployeeAnd(rows, &key)
+		if err != nil {
+			return nil, nil, err
+		}
+		if key.Valid {
+			stored[key.String] = true
+		} else {
+			employees[e.BadgeNumber] = e
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	tx.addHeldKeys(accountID, keys, stored)
+	return stored, employees, nil
 }
 
 // employeesWhereIn calls fn for each live employee of the account whose

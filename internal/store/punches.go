@@ -85,7 +85,84 @@ const insertChunk = 200
 // InsertPunches writes punches, skipping any whose dedup key the account
 // already has (an exact re-upload another transaction stored first), and
 // returns the IDs it wrote.
+//
+// A request of a PostgreSQL group commit (batch.go) hands its punches to the
+// group instead, which writes all of them in one statement before its events
+// and COMMIT (flushPunches): every punch is reported written, and the group
+// fails with ErrRetry — running each request again alone — if one was
+// stored first by another transaction after all. Until then the group's
+// later requests find them through ExistingDedupKeys, IngestLookup and
+// AcceptedPunches, and the other readers of punches in a transaction write
+// them first (heldPunchesWritten). A request fails its whole group there,
+// so the punches of one that fails are never written.
 func (tx *Tx) InsertPunches(ctx context.Context, punches []attendance.Punch) (map[string]bool, error) {
+	if g := tx.group; g != nil && tx.dialect == Postgres {
+		inserted := make(map[string]bool, len(punches))
+		for _, p := range punches {
+			inserted[p.ID] = true
+		}
+		g.heldPunches = append(g.heldPunches, punches...)
+		return inserted, nil
+	}
+	return tx.insertPunches(ctx, punches)
+}
+
+// held is the punches that tx's group holds back (see InsertPunches).
+func (tx *Tx) held() []attendance.Punch {
+	if tx.group != nil {
+		return tx.group.heldPunches
+	}
+	return tx.heldPunches
+}
+
+// addHeldKeys adds to stored those of keys that the account's held-back
+// punches carry.
+func (tx *Tx) addHeldKeys(accountID string, keys []string, stored map[string]bool) {
+	held := tx.held()
+	if len(held) == 0 {
+		return
+	}
+	want := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		want[k] = true
+	}
+	for _, p := range held {
+		if p.AccountID == accountID && want[p.DedupKey] {
+			stored[p.DedupKey] = true
+		}
+	}
+}
+
+// flushPunches writes the punches a group held back; InTx calls it before
+// the events and COMMIT.
+func (tx *Tx) flushPunches(ctx context.Context) error {
+	punches := tx.heldPunches
+	tx.heldPunches = nil
+	if len(punches) == 0 {
+		return nil
+	}
+	inserted, err := tx.insertPunches(ctx, punches)
+	if err != nil {
+		return err
+	}
+	if len(inserted) != len(punches) {
+		// Another transaction stored some of these records first: every
+		// request runs again, alone, and sees them as re-uploads.
+		return fmt.Errorf("group commit: %w: %d of %d records stored concurrently", ErrRetry, len(punches)-len(inserted), len(punches))
+	}
+	return nil
+}
+
+// heldPunchesWritten writes the punches tx's group holds back, for a reader
+// of punches that does not look at them.
+func (tx *Tx) heldPunchesWritten(ctx context.Context) error {
+	if tx.group != nil {
+		return tx.group.flushPunches(ctx)
+	}
+	return tx.flushPunches(ctx)
+}
+
+func (tx *Tx) insertPunches(ctx context.Context, punches []attendance.Punch) (map[string]bool, error) {
 	inserted := make(map[string]bool, len(punches))
 	for start := 0; start < len(punches); start += insertChunk {
 		chunk := punches[start:min(start+insertChunk, len(punches))]
@@ -132,7 +209,11 @@ func (tx *Tx) ExistingDedupKeys(ctx context.Context, accountID string, keys []st
 		}
 		out[k] = true
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	tx.addHeldKeys(accountID, keys, out)
+	return out, nil
 }
 
 // PunchRef is an accepted punch as normalization needs it.
@@ -172,6 +253,12 @@ func (tx *Tx) AcceptedPunches(ctx context.Context, accountID string, employeeIDs
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	for _, p := range tx.held() {
+		if p.AccountID == accountID && p.Status == attendance.PunchAccepted && p.EmployeeID != nil &&
+			slices.Contains(employeeIDs, *p.EmployeeID) && !p.Time.Before(from) && !p.Time.After(to) {
+			out = append(out, PunchRef{EmployeeID: *p.EmployeeID, DeviceID: p.DeviceID, Time: p.Time, WorkDate: p.WorkDate})
+		}
+	}
 	slices.SortStableFunc(out, func(a, b PunchRef) int { return a.Time.Compare(b.Time) })
 	return out, nil
 }
@@ -179,6 +266,9 @@ func (tx *Tx) AcceptedPunches(ctx context.Context, accountID string, employeeIDs
 // AcceptPunch turns a rejected punch into an accepted one (a release), with
 // the normalization the release computed.
 func (tx *Tx) AcceptPunch(ctx context.Context, p *attendance.Punch) error {
+	if err := tx.heldPunchesWritten(ctx); err != nil {
+		return err
+	}
 	res, err := tx.exec(ctx, `UPDATE punches SET status = 'accepted', reason = NULL, detail = '', employee_id = ?, punch_time = ?,
 		local_time = ?, local_date = ?, work_date = ?, clock_offset_seconds = ?, direction = ?, direction_source = ?, method = ?,
 		event_id = ?, released_at = ?
@@ -201,6 +291,9 @@ func (s *Store) Punch(ctx context.Context, accountID, punchID string) (attendanc
 
 // RejectedPunch reads one punch record of the account for update.
 func (tx *Tx) RejectedPunch(ctx context.Context, accountID, punchID string) (attendance.Punch, error) {
+	if err := tx.heldPunchesWritten(ctx); err != nil {
+		return attendance.Punch{}, err
+	}
 	lock := ""
 	if tx.dialect == Postgres {
 		lock = " FOR UPDATE OF p" // the employee side of the join may be NULL
@@ -219,6 +312,9 @@ func readPunch(ctx context.Context, c conn, accountID, punchID, lock string) (at
 // HeldForBadge returns the account's punches held back because badge was not
 // registered, in time order.
 func (tx *Tx) HeldForBadge(ctx context.Context, accountID, badge string) ([]attendance.Punch, error) {
+	if err := tx.heldPunchesWritten(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := tx.query(ctx, `SELECT `+punchSelect+` FROM `+punchFrom+`
 		WHERE p.account_id = ? AND p.status = 'rejected' AND p.badge_number = ? AND p.reason = 'unregistered_badge'
 		ORDER BY p.punch_time, p.id`, accountID, badge)
@@ -329,6 +425,9 @@ func dateStart(d int) time.Time {
 // UpdateRejection changes why a rejected punch is held back (a release that
 // found another reason).
 func (tx *Tx) UpdateRejection(ctx context.Context, p *attendance.Punch) error {
+	if err := tx.heldPunchesWritten(ctx); err != nil {
+		return err
+	}
 	_, err := tx.exec(ctx, `UPDATE punches SET reason = ?, detail = ?, employee_id = ? WHERE id = ? AND account_id = ? AND status = 'rejected'`,
 		string(p.Reason), p.Detail, nullString(p.EmployeeID), p.ID, p.AccountID)
 	return err
@@ -342,6 +441,9 @@ var RejectedSorts = []Column{
 
 // PunchByDedupKey reads the punch record an account stores under a dedup key.
 func (tx *Tx) PunchByDedupKey(ctx context.Context, accountID, key string) (attendance.Punch, error) {
+	if err := tx.heldPunchesWritten(ctx); err != nil {
+		return attendance.Punch{}, err
+	}
 	p, err := scanPunch(tx.queryRow(ctx, `SELECT `+punchSelect+` FROM `+punchFrom+` WHERE p.account_id = ? AND p.dedup_key = ?`, accountID, key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, attendance.NotFound("punch", key)

@@ -581,8 +581,10 @@ type Tx struct {
 	webhooks map[string][]attendance.Webhook
 	// afterCommit runs once the transaction has committed.
 	afterCommit []func()
-	// pendingEvents are written just before COMMIT (PostgreSQL).
+	// pendingEvents are written just before COMMIT (PostgreSQL), and
+	// heldPunches, a PostgreSQL group's, just before them (InsertPunches).
 	pendingEvents []attendance.Event
+	heldPunches   []attendance.Punch
 	// devices are the device images this transaction read or wrote, and
 	// group the transaction of its group commit (see devcache.go).
 	devices map[string]*deviceImage
@@ -671,6 +673,9 @@ func (s *Store) inTx(ctx context.Context, shared bool, fn func(tx *Tx) error) er
 		}
 	}()
 	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.flushPunches(ctx); err != nil {
 		return err
 	}
 	if err := tx.flushEvents(ctx); err != nil {

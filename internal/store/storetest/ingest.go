@@ -32,6 +32,7 @@ func runIngest(t *testing.T, b Backend) {
 	t.Run("SharedTx", func(t *testing.T) { testSharedTx(t, b) })
 	t.Run("SharedTxDeadlock", func(t *testing.T) { testSharedTxDeadlock(t, b) })
 	t.Run("SharedTxDevices", func(t *testing.T) { testSharedTxDevices(t, b) })
+	t.Run("SharedTxPunches", func(t *testing.T) { testSharedTxPunches(t, b) })
 }
 
 func punchAt(acct, dev string, emp *string, badge string, at time.Time, status attendance.PunchStatus, key string) attendance.Punch {
@@ -854,4 +855,121 @@ func testDeviceImages(t *testing.T, b Backend) {
 	if d, err := s.Device(ctx, acme.ID, again.ID); err != nil || d.Stamps["n"] != want {
 		t.Fatalf("after %d saved requests: stored n = %q (%v)", saved.Load(), d.Stamps["n"], err)
 	}
+}
+
+// testSharedTxPunches: the requests of one group commit see each other's
+// punches as stored — their dedup keys (IngestLookup) and accepted punches
+// (AcceptedPunches) — although on PostgreSQL the group writes them only
+// before its COMMIT; and when another transaction stores one of a group's
+// records first, the group's requests run again alone and find it stored.
+func testSharedTxPunches(t *testing.T, b Backend) {
+	ctx := context.Background()
+	s, _, acme, d := openWithDevice(t, b, "HP-1")
+	e, err := createEmployee(t, s, acme.ID, attendance.EmployeeInput{BadgeNumber: attendance.Some("5"), Name: attendance.Some("Ines")})
+	must(t, err)
+	at := Epoch.Add(-time.Hour)
+	from, to := at.Add(-time.Hour), at.Add(time.Hour)
+
+	// The first request holds its lane while the others queue behind it, so
+	// that they commit as one group.
+	const jobs = 12
+	release := make(chan struct{})
+	var runs, wrote atomic.Int32
+	seen := make([]int, jobs)
+	errs := make(chan error, jobs)
+	request := func(i int) {
+		errs <- s.InTxShared(ctx, "HP-1", func(tx *store.Tx) error {
+			runs.Add(1)
+			if i == 0 {
+				<-release
+			}
+			stored, employees, err := tx.IngestLookup(ctx, acme.ID, []string{"shared", fmt.Sprintf("own-%d", i)}, []string{"5", "404"})
+			if err != nil {
+				return err
+			}
+			if len(employees) != 1 || employees["5"].ID != e.ID || stored[fmt.Sprintf("own-%d", i)] {
+				return fmt.Errorf("request %d: employees %v, stored %v", i, employees, stored)
+			}
+			refs, err := tx.AcceptedPunches(ctx, acme.ID, []string{e.ID}, from, to)
+			if err != nil {
+				return err
+			}
+			seen[i] = len(refs)
+			punches := []attendance.Punch{punchAt(acme.ID, d.ID, &e.ID, "5", at.Add(time.Duration(i)*time.Second), attendance.PunchAccepted, fmt.Sprintf("own-%d", i))}
+			if !stored["shared"] {
+				wrote.Add(1)
+				punches = append(punches, punchAt(acme.ID, d.ID, nil, "404", at, attendance.PunchRejected, "shared"))
+			}
+			_, err = tx.InsertPunches(ctx, punches)
+			return err
+		})
+	}
+	go request(0)
+	for i := 1; i < jobs; i++ {
+		go request(i)
+	}
+	time.Sleep(200 * time.Millisecond) // the others reach the lane's queue
+	close(release)
+	for range jobs {
+		must(t, <-errs)
+	}
+	if runs.Load() != jobs || wrote.Load() != 1 {
+		t.Fatalf("%d runs of %d requests, %d wrote the shared record: a group's requests must see each other's records and not run again", runs.Load(), jobs, wrote.Load())
+	}
+	slices.Sort(seen)
+	for i, n := range seen {
+		if n != i {
+			t.Fatalf("accepted punches seen by the requests %v, want 0 to %d: each sees those of the requests before it", seen, jobs-1)
+		}
+	}
+	must(t, s.InTx(ctx, func(tx *store.Tx) error {
+		refs, err := tx.AcceptedPunches(ctx, acme.ID, []string{e.ID}, from, to)
+		if err == nil && len(refs) != jobs {
+			err = fmt.Errorf("%d accepted punches stored, want %d", len(refs), jobs)
+		}
+		return err
+	}))
+
+	if s.Dialect() != store.Postgres {
+		return // one writer: nothing stores a record between a request and its commit
+	}
+	// Another transaction stores the record a request of a group holds.
+	held, other := make(chan struct{}), make(chan error, 1)
+	var tries atomic.Int32
+	var otherID string
+	go func() {
+		<-held
+		p := punchAt(acme.ID, d.ID, nil, "404", at, attendance.PunchRejected, "raced")
+		otherID = p.ID
+		other <- s.InTx(ctx, func(tx *store.Tx) error {
+			_, err := tx.InsertPunches(ctx, []attendance.Punch{p})
+			return err
+		})
+	}()
+	var racedRuns atomic.Int32
+	must(t, s.InTxShared(ctx, "HP-1", func(tx *store.Tx) error {
+		racedRuns.Add(1)
+		stored, _, err := tx.IngestLookup(ctx, acme.ID, []string{"raced"}, nil)
+		if err != nil || stored["raced"] {
+			return err // the second run: stored by the other transaction
+		}
+		if tries.Add(1) > 1 {
+			return errors.New("ran again and did not find the record stored")
+		}
+		if _, err := tx.InsertPunches(ctx, []attendance.Punch{punchAt(acme.ID, d.ID, nil, "404", at, attendance.PunchRejected, "raced")}); err != nil {
+			return err
+		}
+		close(held)
+		return <-other
+	}))
+	if racedRuns.Load() != 2 {
+		t.Fatalf("the request ran %d times, want twice: it must hear that its record was stored by another transaction first", racedRuns.Load())
+	}
+	must(t, s.InTx(ctx, func(tx *store.Tx) error {
+		p, err := tx.PunchByDedupKey(ctx, acme.ID, "raced")
+		if err == nil && p.ID != otherID {
+			err = fmt.Errorf("the record stored is %s, want the other transaction's %s", p.ID, otherID)
+		}
+		return err
+	}))
 }
