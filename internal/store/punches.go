@@ -253,10 +253,16 @@ func (tx *Tx) AcceptedPunches(ctx context.Context, accountID string, employeeIDs
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	for _, p := range tx.held() {
-		if p.AccountID == accountID && p.Status == attendance.PunchAccepted && p.EmployeeID != nil &&
-			slices.Contains(employeeIDs, *p.EmployeeID) && !p.Time.Before(from) && !p.Time.After(to) {
-			out = append(out, PunchRef{EmployeeID: *p.EmployeeID, DeviceID: p.DeviceID, Time: p.Time, WorkDate: p.WorkDate})
+	if held := tx.held(); len(held) > 0 {
+		want := make(map[string]bool, len(employeeIDs))
+		for _, e := range employeeIDs {
+			want[e] = true
+		}
+		for _, p := range held {
+			if p.AccountID == accountID && p.Status == attendance.PunchAccepted && p.EmployeeID != nil &&
+				want[*p.EmployeeID] && !p.Time.Before(from) && !p.Time.After(to) {
+				out = append(out, PunchRef{EmployeeID: *p.EmployeeID, DeviceID: p.DeviceID, Time: p.Time, WorkDate: p.WorkDate})
+			}
 		}
 	}
 	slices.SortStableFunc(out, func(a, b PunchRef) int { return a.Time.Compare(b.Time) })
