@@ -93,8 +93,8 @@ const insertChunk = 200
 // stored first by another transaction after all. Until then the group's
 // later requests find them through ExistingDedupKeys, IngestLookup and
 // AcceptedPunches, and the other readers of punches in a transaction write
-// them first (heldPunchesWritten). A request fails its whole group there,
-// so the punches of one that fails are never written.
+// them first (the holder's flushPunches). A request that fails fails its
+// whole group there, so its punches are never written.
 func (tx *Tx) InsertPunches(ctx context.Context, punches []attendance.Punch) (map[string]bool, error) {
 	if g := tx.group; g != nil && tx.dialect == Postgres {
 		inserted := make(map[string]bool, len(punches))
@@ -107,18 +107,19 @@ func (tx *Tx) InsertPunches(ctx context.Context, punches []attendance.Punch) (ma
 	return tx.insertPunches(ctx, punches)
 }
 
-// held is the punches that tx's group holds back (see InsertPunches).
-func (tx *Tx) held() []attendance.Punch {
+// holder is the transaction whose held-back punches tx sees (see
+// InsertPunches): its group's, or its own.
+func (tx *Tx) holder() *Tx {
 	if tx.group != nil {
-		return tx.group.heldPunches
+		return tx.group
 	}
-	return tx.heldPunches
+	return tx
 }
 
 // addHeldKeys adds to stored those of keys that the account's held-back
 // punches carry.
 func (tx *Tx) addHeldKeys(accountID string, keys []string, stored map[string]bool) {
-	held := tx.held()
+	held := tx.holder().heldPunches
 	if len(held) == 0 {
 		return
 	}
@@ -151,15 +152,6 @@ func (tx *Tx) flushPunches(ctx context.Context) error {
 		return fmt.Errorf("group commit: %w: %d of %d records stored concurrently", ErrRetry, len(punches)-len(inserted), len(punches))
 	}
 	return nil
-}
-
-// heldPunchesWritten writes the punches tx's group holds back, for a reader
-// of punches that does not look at them.
-func (tx *Tx) heldPunchesWritten(ctx context.Context) error {
-	if tx.group != nil {
-		return tx.group.flushPunches(ctx)
-	}
-	return tx.flushPunches(ctx)
 }
 
 func (tx *Tx) insertPunches(ctx context.Context, punches []attendance.Punch) (map[string]bool, error) {
@@ -253,7 +245,7 @@ func (tx *Tx) AcceptedPunches(ctx context.Context, accountID string, employeeIDs
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if held := tx.held(); len(held) > 0 {
+	if held := tx.holder().heldPunches; len(held) > 0 {
 		want := make(map[string]bool, len(employeeIDs))
 		for _, e := range employeeIDs {
 			want[e] = true
@@ -272,7 +264,7 @@ func (tx *Tx) AcceptedPunches(ctx context.Context, accountID string, employeeIDs
 // AcceptPunch turns a rejected punch into an accepted one (a release), with
 // the normalization the release computed.
 func (tx *Tx) AcceptPunch(ctx context.Context, p *attendance.Punch) error {
-	if err := tx.heldPunchesWritten(ctx); err != nil {
+	if err := tx.holder().flushPunches(ctx); err != nil {
 		return err
 	}
 	res, err := tx.exec(ctx, `UPDATE punches SET status = 'accepted', reason = NULL, detail = '', employee_id = ?, punch_time = ?,
@@ -297,7 +289,7 @@ func (s *Store) Punch(ctx context.Context, accountID, punchID string) (attendanc
 
 // RejectedPunch reads one punch record of the account for update.
 func (tx *Tx) RejectedPunch(ctx context.Context, accountID, punchID string) (attendance.Punch, error) {
-	if err := tx.heldPunchesWritten(ctx); err != nil {
+	if err := tx.holder().flushPunches(ctx); err != nil {
 		return attendance.Punch{}, err
 	}
 	lock := ""
@@ -318,7 +310,7 @@ func readPunch(ctx context.Context, c conn, accountID, punchID, lock string) (at
 // HeldForBadge returns the account's punches held back because badge was not
 // registered, in time order.
 func (tx *Tx) HeldForBadge(ctx context.Context, accountID, badge string) ([]attendance.Punch, error) {
-	if err := tx.heldPunchesWritten(ctx); err != nil {
+	if err := tx.holder().flushPunches(ctx); err != nil {
 		return nil, err
 	}
 	rows, err := tx.query(ctx, `SELECT `+punchSelect+` FROM `+punchFrom+`
@@ -431,7 +423,7 @@ func dateStart(d int) time.Time {
 // UpdateRejection changes why a rejected punch is held back (a release that
 // found another reason).
 func (tx *Tx) UpdateRejection(ctx context.Context, p *attendance.Punch) error {
-	if err := tx.heldPunchesWritten(ctx); err != nil {
+	if err := tx.holder().flushPunches(ctx); err != nil {
 		return err
 	}
 	_, err := tx.exec(ctx, `UPDATE punches SET reason = ?, detail = ?, employee_id = ? WHERE id = ? AND account_id = ? AND status = 'rejected'`,
@@ -447,7 +439,7 @@ var RejectedSorts = []Column{
 
 // PunchByDedupKey reads the punch record an account stores under a dedup key.
 func (tx *Tx) PunchByDedupKey(ctx context.Context, accountID, key string) (attendance.Punch, error) {
-	if err := tx.heldPunchesWritten(ctx); err != nil {
+	if err := tx.holder().flushPunches(ctx); err != nil {
 		return attendance.Punch{}, err
 	}
 	p, err := scanPunch(tx.queryRow(ctx, `SELECT `+punchSelect+` FROM `+punchFrom+` WHERE p.account_id = ? AND p.dedup_key = ?`, accountID, key))
