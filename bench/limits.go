@@ -52,8 +52,9 @@ func drive(workers, maxPer int, deadline time.Time, do func(w, k int) error) (in
 // limitInsert: the rows ingest stores, written straight into the stopped
 // server's punches table (with all its indexes), 100 to a transaction as
 // one device batch, each commit durable; writers at once (SQLite has one
-// writer whatever the number). Returns rows per second.
-func limitInsert(s *server, rows, writers int) float64 {
+// writer whatever the number). Returns rows per second and the CPU a row
+// cost (PostgreSQL's processes and the bench's, in which SQLite runs).
+func limitInsert(s *server, rows, writers int) (float64, string) {
 	db, driver := openStoreDB(s.storeURL())
 	defer db.Close()
 	ctx := context.Background()
@@ -80,6 +81,7 @@ func limitInsert(s *server, rows, writers int) float64 {
 	}
 	insert := insertSQL(driver, batch)
 	var next atomic.Int64
+	cpu0 := cpuNow(nil, cur.postgres)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range writers {
@@ -98,14 +100,14 @@ func limitInsert(s *server, rows, writers int) float64 {
 		})
 	}
 	wg.Wait()
-	return float64(rows) / time.Since(start).Seconds()
+	return float64(rows) / time.Since(start).Seconds(), cpuNow(nil, cur.postgres).perOp(cpu0, int64(rows), "row")
 }
 
 // limitFsyncHandler: a bare Go HTTP handler that reads the request,
 // appends it to a file and fsyncs before answering, driven by the same
-// clients as the real-time scenario. Returns requests per second and the
-// latencies.
-func limitFsyncHandler(dir string, workers int) (float64, []time.Duration) {
+// clients as the real-time scenario. Returns requests per second, the
+// latencies and the CPU a request cost.
+func limitFsyncHandler(dir string, workers int) (float64, []time.Duration, string) {
 	f, err := os.OpenFile(filepath.Join(dir, "fsync-limit.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	check(err)
 	defer f.Close()
@@ -123,11 +125,12 @@ func limitFsyncHandler(dir string, workers int) (float64, []time.Duration) {
 	}))
 	defer srv.Close()
 	line := []byte("1000\t2026-11-30 09:00:00\t0\t1\t0\t0\t0\n")
+	cpu0 := cpuNow(nil, false)
 	n, lat, _, el := drive(workers, 50_000, time.Now().Add(min(*duration, 5*time.Second)), func(w, k int) error {
 		_, err := post(base+"/iclock/cdata?SN=LIMIT&table=ATTLOG", line)
 		return err
 	})
-	return float64(n) / el.Seconds(), lat
+	return float64(n) / el.Seconds(), lat, cpuNow(nil, false).perOp(cpu0, n, "request")
 }
 
 func serveLoopback(h http.Handler) (*http.Server, string) {

@@ -313,6 +313,7 @@ func benchIngest(bin, dir string) []result {
 	serials := s.setup(devices, devices*perDeviceEmployees)
 	base := time.Now().Add(-30 * 24 * time.Hour).Truncate(24 * time.Hour)
 	const perDevice = 40_000 // 500 employees × 4 punches a day × 20 days offline
+	cpu0 := cpuNow(s, cur.postgres)
 	acked, _, errs, el := drive(devices, perDevice/batch, time.Now().Add(*duration), func(d, k int) error {
 		var b bytes.Buffer
 		for i := range batch {
@@ -329,6 +330,7 @@ func benchIngest(bin, dir string) []result {
 		return err
 	})
 	punches := acked * batch
+	cpu := cpuNow(s, cur.postgres).perOp(cpu0, punches, "punch")
 	rate := float64(punches) / el.Seconds()
 	rss := s.peakRSS()
 	s.stop()
@@ -336,14 +338,15 @@ func benchIngest(bin, dir string) []result {
 	if !cur.postgres {
 		writers = 1
 	}
-	limit := limitInsert(s, int(min(punches, 200_000)), writers)
+	limit, limitCPU := limitInsert(s, int(min(punches, 200_000)), writers)
 	return []result{{
 		name:   "Backlog ingest, punches/s (16 devices, 100-line ATTLOG batches, acknowledged once durable)",
 		figure: fmt.Sprintf("%.0f (%d errors)", rate, errs),
 		limit:  fmt.Sprintf("%.0f raw inserts/s", limit), ratio: ratio(rate, limit),
 		goal: "≥ 30,000", met: rate >= 30_000, rss: rss,
-		note: fmt.Sprintf("%d punches in %.1f s; the limit inserts %d of the same rows into the punches table (all its indexes), 100 to a durable transaction, %d writer(s), with no parsing, look-ups, normalization or events",
-			punches, el.Seconds(), min(punches, 200_000), writers),
+		note: joinNotes(fmt.Sprintf("%d punches in %.1f s; the limit inserts %d of the same rows into the punches table (all its indexes), 100 to a durable transaction, %d writer(s), with no parsing, look-ups, normalization or events",
+			punches, el.Seconds(), min(punches, 200_000), writers), cpu,
+			strings.Replace(limitCPU, "CPU a row", "the limit's CPU a row", 1)),
 	}}
 }
 
@@ -353,6 +356,7 @@ func benchRealtime(bin, dir string) []result {
 	s := startServer(bin, dir)
 	const devices, employees, workers = 200, 50000, 64
 	serials := s.setup(devices, employees)
+	cpu0 := cpuNow(s, cur.postgres)
 	acked, lat, errs, el := drive(workers, 50_000, time.Now().Add(*duration), func(w, k int) error {
 		n := w + k*workers // the n-th punch of the run
 		// Real time: each employee punches now and then, each time on the
@@ -370,16 +374,18 @@ func benchRealtime(bin, dir string) []result {
 		}
 		return err
 	})
+	cpu := cpuNow(s, cur.postgres).perOp(cpu0, acked, "request")
 	rate := float64(acked) / el.Seconds()
 	rss := s.peakRSS()
 	s.stop()
-	limit, limitLat := limitFsyncHandler(dir, workers)
+	limit, limitLat, limitCPU := limitFsyncHandler(dir, workers)
 	return []result{{
 		name:   "Real-time single-punch device requests/s (200 devices, 64 at once)",
 		figure: fmt.Sprintf("%.0f (p50 %s, p99 %s; %d errors)", rate, ms(quantile(lat, 0.5)), ms(quantile(lat, 0.99)), errs),
 		limit:  fmt.Sprintf("%.0f (p50 %s, p99 %s)", limit, ms(quantile(limitLat, 0.5)), ms(quantile(limitLat, 0.99))),
 		ratio:  ratio(rate, limit), goal: "≥ 5,000", met: rate >= 5000, rss: rss,
-		note: "the limit is a bare Go handler that appends the body to a file and fsyncs it, driven by the same 64 clients",
+		note: joinNotes("the limit is a bare Go handler that appends the body to a file and fsyncs it, driven by the same 64 clients", cpu,
+			strings.Replace(limitCPU, "CPU a request", "the limit's CPU a request", 1)),
 	}}
 }
 
