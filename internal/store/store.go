@@ -144,7 +144,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		bg.SetMaxIdleConns(backgroundConns)
 		bg.SetConnMaxIdleTime(5 * time.Minute)
 		s.background = &Store{dialect: Postgres, write: bg, read: bg, now: s.now, signals: s.signals, devices: newDeviceCache()}
-		s.background.committer = newCommitter(s.background)
+		s.background.committer = newCommitter(s.background, backgroundConns)
 	case strings.HasPrefix(rawURL, "sqlite:"):
 		s.dialect = SQLite
 		path, err := sqlitePath(rawURL)
@@ -204,7 +204,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("database URL %q: want sqlite://PATH or postgres://…", redactURL(rawURL))
 	}
-	s.committer = newCommitter(s)
+	s.committer = newCommitter(s, opts.MaxConns)
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", s.dialect, err)
