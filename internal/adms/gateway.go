@@ -1,6 +1,7 @@
 package adms
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,9 @@ const (
 	unclaimedTouchEvery   = time.Minute
 	requestTimeout        = 60 * time.Second
 	maxTagsInErrorMessage = 3
+	// bulkLines: a body of this many lines or more (a backlog upload) is a
+	// bulk request to the group commit (store.InTxSharedBulk).
+	bulkLines = 16
 )
 
 // Config wires a Gateway.
@@ -199,7 +203,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var rep reply
 	var unclaimed bool
-	err = g.cfg.Store.InTxShared(ctx, serial, func(tx *store.Tx) error {
+	share := g.cfg.Store.InTxShared
+	if bytes.Count(req.body, []byte{'\n'}) >= bulkLines {
+		share = g.cfg.Store.InTxSharedBulk
+	}
+	err = share(ctx, serial, func(tx *store.Tx) error {
 		dev, acct, found, err := tx.DeviceAndAccount(ctx, serial)
 		if err != nil {
 			return err

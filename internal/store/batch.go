@@ -44,26 +44,34 @@ import (
 // maxShared bounds the transactions gathered into one commit.
 const maxShared = 64
 
-// pgLanes is how many groups a PostgreSQL store commits at once: one for
-// each core the node's Go runtime uses (GOMAXPROCS), at least 2 and at most
-// 8, and at most half of its pool, leaving the rest to the API and the
-// dispatcher. A lane's group runs its requests one after another, each using
-// its core while it is not waiting for the database, so more lanes than
-// cores buy nothing on the node's side, and they split the requests that
-// arrive together into more, smaller groups, each with its own BEGIN,
-// inserts, event-order lock and COMMIT. Measured on 2 cores
-// (bench/RESULTS.md, 2026-12-01): one node ran alike with 2, 4 and 8; three
-// nodes on the one machine, 2 a node against 4, made 25% more real-time
-// requests a second with a quarter less PostgreSQL time a request, and
-// their deliveries' p99 at 500 punches a second fell from 15–37 ms to
-// 9–15 ms; backlog ingest was 2–8% slower (in each of four pairs, on one
-// node and on three).
-func pgLanes(maxConns int) int {
-	n := min(max(runtime.GOMAXPROCS(0), 2), 8)
+// pgLanes is how many groups a PostgreSQL store commits at once. Requests
+// that carry a few records (real-time uploads, heartbeats, command results)
+// share the first `shared` lanes: one for each core the node's Go runtime
+// uses (GOMAXPROCS), at least 2 and at most 8. A lane's group runs its
+// requests one after another, each using its core while it is not waiting
+// for the database, so more lanes than cores buy nothing on the node's side,
+// and they split the requests that arrive together into more, smaller
+// groups, each with its own BEGIN, inserts, event-order lock and COMMIT.
+// Bulk requests (a backlog upload of a hundred records, InTxSharedBulk)
+// fill a group's time on their own and gain from more groups at once, while
+// they wait for their many statements: they use twice as many lanes, the
+// first ones included. Both at most half of the pool, leaving the rest to
+// the API and the dispatcher.
+//
+// Measured on 2 cores (bench/RESULTS.md, 2026-12-01), four lanes for every
+// request against two: one node ran real-time requests alike; three nodes
+// on the one machine made 25% more real-time requests a second with a
+// quarter less PostgreSQL time a request, and their deliveries' p99 at 500
+// punches a second fell from 15–37 ms to 9–15 ms; but backlog ingest was
+// 2–8% slower with two lanes, which the bulk lanes win back.
+func pgLanes(maxConns int) (shared, all int) {
+	shared = min(max(runtime.GOMAXPROCS(0), 2), 8)
+	all = 2 * shared
 	if maxConns > 0 {
-		n = min(n, max(maxConns/2, 1))
+		shared = min(shared, max(maxConns/2, 1))
+		all = min(all, max(maxConns/2, 1))
 	}
-	return n
+	return shared, all
 }
 
 type sharedJob struct {
@@ -75,8 +83,9 @@ type sharedJob struct {
 // committer is the group commit of one store: lanes of queued jobs, each
 // committing one group at a time.
 type committer struct {
-	s     *Store
-	lanes []*lane
+	s      *Store
+	lanes  []*lane
+	shared int // the first lanes, which requests that are not bulk use
 }
 
 type lane struct {
@@ -89,11 +98,11 @@ type lane struct {
 // newCommitter is the group commit of s, whose dialect decides its lanes:
 // SQLite's one writer, or pgLanes on PostgreSQL.
 func newCommitter(s *Store, maxConns int) *committer {
-	lanes := 1
+	shared, lanes := 1, 1
 	if s.dialect == Postgres {
-		lanes = pgLanes(maxConns)
+		shared, lanes = pgLanes(maxConns)
 	}
-	c := &committer{s: s}
+	c := &committer{s: s, shared: shared}
 	for range lanes {
 		c.lanes = append(c.lanes, &lane{c: c})
 	}
@@ -107,14 +116,20 @@ func newCommitter(s *Store, maxConns int) *committer {
 // commit's, is returned — a panic in fn too, as an error, since fn may run
 // on another goroutine.
 func (s *Store) InTxShared(ctx context.Context, key string, fn func(tx *Tx) error) error {
+	return s.inTxShared(ctx, key, false, fn)
+}
+
+// InTxSharedBulk is InTxShared for a request that carries many records (a
+// device's backlog upload): on PostgreSQL it may run in more groups at once
+// (pgLanes). A device sends one request at a time, so its bulk and other
+// requests, which may take different lanes, do not wait for each other.
+func (s *Store) InTxSharedBulk(ctx context.Context, key string, fn func(tx *Tx) error) error {
+	return s.inTxShared(ctx, key, true, fn)
+}
+
+func (s *Store) inTxShared(ctx context.Context, key string, bulk bool, fn func(tx *Tx) error) error {
 	j := &sharedJob{ctx: ctx, fn: fn, done: make(chan error, 1)}
-	lanes := s.committer.lanes
-	l := lanes[0]
-	if len(lanes) > 1 {
-		h := fnv.New32a()
-		_, _ = io.WriteString(h, key)
-		l = lanes[h.Sum32()%uint32(len(lanes))]
-	}
+	l := s.committer.lane(key, bulk)
 	l.mu.Lock()
 	l.queue = append(l.queue, j)
 	if !l.running {
@@ -131,6 +146,21 @@ func (s *Store) InTxShared(ctx context.Context, key string, fn func(tx *Tx) erro
 		// recognises as a re-upload.
 		return ctx.Err()
 	}
+}
+
+// lane is the lane of a request with key: one of the shared lanes, or for
+// a bulk request one of all.
+func (c *committer) lane(key string, bulk bool) *lane {
+	n := c.shared
+	if bulk {
+		n = len(c.lanes)
+	}
+	if n <= 1 {
+		return c.lanes[0]
+	}
+	h := fnv.New32a()
+	_, _ = io.WriteString(h, key)
+	return c.lanes[h.Sum32()%uint32(n)]
 }
 
 // loop commits the lane's queued jobs until its queue is empty.
