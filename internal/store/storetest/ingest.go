@@ -586,7 +586,9 @@ func testSharedTxDevices(t *testing.T, b Backend) {
 // testSharedTxDeadlock: on PostgreSQL two groups of shared transactions
 // commit at once, so they can deadlock: here two requests of two devices
 // whose serial numbers fall in different lanes (so in different groups;
-// the check that a request ran again fails if they ever share one) each
+// the check that a request ran again fails if they ever share one — their
+// FNV-1a hashes differ by 16,777,619, a prime, so they do not for any
+// number of lanes pgLanes gives) each
 // lock one device and then the other's. PostgreSQL fails one group; its request runs again alone and both
 // succeed, their events recorded once each. The first run of each request
 // waits for the other to hold its first device, so the deadlock happens.
