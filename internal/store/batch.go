@@ -62,7 +62,7 @@ const maxShared = 64
 // request against two: one node ran real-time requests alike; three nodes
 // on the one machine made 25% more real-time requests a second with a
 // quarter less PostgreSQL time a request, and their deliveries' p99 at 500
-// punches a second fell from 15–37 ms to 9–15 ms; but backlog ingest was
+// punches a second fell from 15–37 ms to 9–23 ms; but backlog ingest was
 // 2–8% slower with two lanes, which the bulk lanes win back.
 func pgLanes(maxConns int) (shared, all int) {
 	shared = min(max(runtime.GOMAXPROCS(0), 2), 8)
